@@ -1,0 +1,268 @@
+//! One build, end to end: load the catalog, register the sources, compute
+//! the range, run the models in order, write every selected table, publish.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{NaiveDate, Utc};
+use datafusion::arrow::array::{Array, Date32Array};
+use datafusion::prelude::{DataFrame, SessionContext};
+
+use crate::catalog::{self, Catalog, Diagnostic, Diagnostics, ParamValue, TableKind, sql_text};
+use crate::compile::{self, ident};
+use crate::error::{Result, VitalsError};
+use crate::execute::{self, Range, SessionOptions, SourceLocations, SourceReport, calendar};
+use crate::plan::BuildPlan;
+use crate::publish::manifest::{ColumnEntry, RangeEntry};
+use crate::publish::{Manifest, TableEntry, Target, write_table};
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub catalog: PathBuf,
+    pub locations: SourceLocations,
+    pub target: PathBuf,
+    pub as_of: Option<NaiveDate>,
+    pub select: Vec<String>,
+    pub session: SessionOptions,
+    /// Print a line per table to stderr.
+    pub progress: bool,
+}
+
+/// A catalog with its sources and models registered on a session: ready to
+/// plan and run the queries of tables.
+pub struct Prepared {
+    pub catalog: Catalog,
+    pub ctx: SessionContext,
+    pub range: Range,
+    pub params: Vec<(String, ParamValue)>,
+    pub sources: Vec<SourceReport>,
+}
+
+impl Prepared {
+    /// Replaces `${name}` placeholders by their values as SQL literals.
+    pub fn expand(&self, sql: &str) -> String {
+        expand_with(&self.params, sql)
+    }
+
+    /// The SQL that produces an output table.
+    pub fn table_sql(&self, table: &str) -> String {
+        let t = self.catalog.table(table).expect("planned table");
+        match &t.kind {
+            TableKind::Model { model, order_by } => {
+                let order = if order_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ORDER BY {}", order_by.join(", "))
+                };
+                format!("SELECT * FROM {}{order}", ident(model))
+            }
+            TableKind::Metrics { .. } => {
+                compile::metrics::table_sql(&self.catalog, table, &|s| self.expand(s))
+            }
+        }
+    }
+
+    /// Plans an output table; a planning error is a catalog error.
+    pub async fn plan_table(&self, table: &str) -> Result<DataFrame> {
+        let sql = self.table_sql(table);
+        self.ctx.sql(&sql).await.map_err(|e| {
+            VitalsError::Catalog(Diagnostics(vec![
+                Diagnostic::new(format!(
+                    "table `{table}` cannot be planned: {}",
+                    strip_context(&e.to_string())
+                ))
+                .in_file(&self.catalog.path)
+                .help(format!(
+                    "check the metrics of [tables.{table}]; `vitals explain {table}` shows its SQL"
+                )),
+            ]))
+        })
+    }
+}
+
+fn expand_with(params: &[(String, ParamValue)], sql: &str) -> String {
+    sql_text::substitute(sql, |name| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.to_sql())
+    })
+}
+
+fn strip_context(message: &str) -> String {
+    message
+        .replace("Error during planning: ", "")
+        .replace("Schema error: ", "")
+}
+
+/// Loads the catalog and registers sources, calendar and models.
+/// `with_data = false` registers every source empty (for `validate`).
+pub async fn prepare(
+    catalog_path: &std::path::Path,
+    locations: &SourceLocations,
+    as_of: Option<NaiveDate>,
+    select: &[String],
+    session: &SessionOptions,
+    cache_models: bool,
+) -> Result<(Prepared, Vec<String>)> {
+    let catalog = catalog::load(catalog_path)?;
+    let as_of = as_of
+        .or(catalog.project.as_of)
+        .unwrap_or_else(|| Utc::now().date_naive());
+    let plan_models = BuildPlan::new(&catalog, select)
+        .map_err(|e| VitalsError::Usage(e.to_string()))?
+        .models;
+    let ctx = execute::new_session(session)?;
+    // Sources may use parameters, not yet the range (it comes from them).
+    let provisional = Range::new(as_of, None, catalog.project.start_month);
+    let params = provisional.placeholders(&catalog.project);
+    let sources =
+        execute::sources::register_all(&ctx, &catalog, locations, &|s| expand_with(&params, s))
+            .await?;
+    let earliest = match &catalog.project.range_start {
+        Some(sql) => first_date(&ctx, &expand_with(&params, &sql.text), sql).await?,
+        None => None,
+    };
+    let range = Range::new(as_of, earliest, catalog.project.start_month);
+    calendar::register(&ctx, &range)?;
+    let params = range.placeholders(&catalog.project);
+    let prepared = Prepared {
+        catalog,
+        ctx,
+        range,
+        params,
+        sources,
+    };
+    for name in &plan_models {
+        register_model(&prepared, name, cache_models).await?;
+    }
+    Ok((prepared, plan_models))
+}
+
+async fn first_date(
+    ctx: &SessionContext,
+    sql: &str,
+    at: &catalog::Located,
+) -> Result<Option<NaiveDate>> {
+    let plan_error = |e: &dyn std::fmt::Display| {
+        VitalsError::Catalog(Diagnostics(vec![at.error(format!("`range_start` cannot be computed: {e}")).help(
+            "range_start is a query returning one DATE, e.g. \"SELECT min(start_date) FROM subscriptions\"",
+        )]))
+    };
+    let df = ctx.sql(sql).await.map_err(|e| plan_error(&e))?;
+    let first = ident(df.schema().field(0).name());
+    let df = df
+        .select_exprs(&[&format!("CAST({first} AS DATE)")])
+        .map_err(|e| plan_error(&e))?;
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| VitalsError::data("computing the range start", e))?;
+    let value = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+        let col = b.column(0).as_any().downcast_ref::<Date32Array>()?;
+        (!col.is_null(0)).then(|| col.value_as_date(0)).flatten()
+    });
+    Ok(value)
+}
+
+async fn register_model(prepared: &Prepared, name: &str, cache: bool) -> Result<()> {
+    let model = prepared.catalog.model(name).expect("planned model");
+    let sql = prepared.expand(&model.sql.text);
+    let df = prepared.ctx.sql(&sql).await.map_err(|e| {
+        VitalsError::Catalog(Diagnostics(vec![
+            Diagnostic::new(format!(
+                "model `{name}` cannot be planned: {}",
+                strip_context(&e.to_string())
+            ))
+            .in_file(&model.sql_path)
+            .help("check the column and relation names of the query"),
+        ]))
+    })?;
+    let df = if cache {
+        df.cache().await.map_err(|e| {
+            VitalsError::data(format!("model `{name}` ({})", model.sql_path.display()), e)
+        })?
+    } else {
+        df
+    };
+    prepared.ctx.deregister_table(name).ok();
+    prepared
+        .ctx
+        .register_table(name, df.into_view())
+        .map_err(|e| VitalsError::data(format!("model `{name}`"), e))?;
+    Ok(())
+}
+
+/// Runs a build and publishes it; returns the manifest.
+pub async fn run(options: &BuildOptions) -> Result<Manifest> {
+    let started = Utc::now();
+    let (prepared, _) = prepare(
+        &options.catalog,
+        &options.locations,
+        options.as_of,
+        &options.select,
+        &options.session,
+        true,
+    )
+    .await?;
+    let catalog = &prepared.catalog;
+    let plan =
+        BuildPlan::new(catalog, &options.select).map_err(|e| VitalsError::Usage(e.to_string()))?;
+    // Plan every table before writing anything: a catalog error must not
+    // cost a half-finished build.
+    let mut frames = Vec::new();
+    for t in &plan.tables {
+        frames.push((t.name.clone(), prepared.plan_table(&t.name).await?));
+    }
+    let target = Target::new(&options.target)?;
+    let mut tables = std::collections::BTreeMap::new();
+    let n = frames.len();
+    for (i, (name, df)) in frames.into_iter().enumerate() {
+        let clock = Instant::now();
+        if options.progress {
+            eprintln!("[{}/{n}] building {name}", i + 1);
+        }
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| VitalsError::data(format!("table {name}"), e))?;
+        let (files, rows) = write_table(&target, &name, stream).await?;
+        let seconds = clock.elapsed().as_secs_f64();
+        if options.progress {
+            eprintln!("[{}/{n}] {name}: {rows} rows in {seconds:.2}s", i + 1);
+        }
+        tables.insert(
+            name,
+            TableEntry {
+                rows,
+                schema: ColumnEntry::of(&schema),
+                files,
+                seconds: (seconds * 1000.0).round() / 1000.0,
+            },
+        );
+    }
+    let manifest = Manifest {
+        format_version: 1,
+        build_id: target.build_id.clone(),
+        project: catalog.project.name.clone(),
+        as_of: prepared.range.as_of.to_string(),
+        catalog_hash: catalog.hash.clone(),
+        started_at: started.to_rfc3339(),
+        finished_at: Utc::now().to_rfc3339(),
+        range: RangeEntry {
+            start: prepared.range.start.to_string(),
+            end: prepared.range.end.to_string(),
+        },
+        tables,
+        absent_sources: prepared
+            .sources
+            .iter()
+            .filter(|s| s.location.is_none())
+            .map(|s| s.name.clone())
+            .collect(),
+    };
+    target.publish(&manifest)?;
+    Ok(manifest)
+}

@@ -1,0 +1,297 @@
+//! The catalog: `metrics.toml` plus the SQL models of `sql/`.
+//!
+//! `raw` holds the TOML as written (with spans); `resolve` checks it rule by
+//! rule, collecting every problem, and produces the validated [`Catalog`]
+//! that the later stages take. Nothing after this module needs to check a
+//! name again.
+
+pub mod contract;
+pub mod diagnostic;
+pub mod raw;
+mod resolve;
+pub mod sql_text;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+pub use diagnostic::{Diagnostic, Diagnostics, SourceText};
+pub use resolve::load;
+
+use contract::TableContract;
+
+/// Relations the engine provides to every model.
+pub const BUILTIN_RELATIONS: &[&str] = &["calendar_months", "rejected_rows"];
+
+/// A piece of catalog text (an expression or a name) and where it was written.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub text: String,
+    pub source: SourceText,
+    pub span: Range<usize>,
+}
+
+impl Located {
+    /// A diagnostic pointing at this text.
+    pub fn error(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(message).at(&self.source, self.span.clone())
+    }
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    pub path: PathBuf,
+    /// Folder of the catalog file: locations and SQL paths are relative to it.
+    pub dir: PathBuf,
+    /// Hash of the catalog file and its SQL files, for the manifest.
+    pub hash: String,
+    pub project: Project,
+    pub sources: Vec<Source>,
+    pub dimensions: Vec<Dimension>,
+    pub models: Vec<Model>,
+    pub metrics: Vec<Metric>,
+    pub tables: Vec<Table>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    /// None: today, decided when a build starts.
+    pub as_of: Option<NaiveDate>,
+    pub timezone: String,
+    pub reporting_currency: String,
+    pub gross_margin: f64,
+    /// First day of the first month that reports may show.
+    pub start_month: Option<NaiveDate>,
+    /// SQL returning the first day of the range (one DATE, one row).
+    pub range_start: Option<Located>,
+    pub params: Vec<(String, ParamValue)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    Text(String),
+    Number(f64),
+    Integer(i64),
+    Bool(bool),
+    Date(NaiveDate),
+}
+
+impl ParamValue {
+    /// The value as a SQL literal.
+    pub fn to_sql(&self) -> String {
+        match self {
+            ParamValue::Text(s) => format!("'{}'", s.replace('\'', "''")),
+            ParamValue::Number(x) => {
+                if x.fract() == 0.0 && x.abs() < 1e15 {
+                    format!("{x:.1}")
+                } else {
+                    format!("{x:?}")
+                }
+            }
+            ParamValue::Integer(i) => i.to_string(),
+            ParamValue::Bool(b) => b.to_string(),
+            ParamValue::Date(d) => format!("DATE '{d}'"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Source {
+    pub name: String,
+    pub location: Option<Located>,
+    /// canonical name -> the name in the files.
+    pub columns: Vec<(String, String)>,
+    pub key: Vec<String>,
+    pub lookups: Vec<Lookup>,
+    pub derive: Vec<Derive>,
+    pub reject: Vec<RejectRule>,
+    pub contract: Option<&'static TableContract>,
+}
+
+impl Source {
+    /// The file's column name for a canonical column.
+    pub fn file_column<'a>(&'a self, canonical: &'a str) -> &'a str {
+        self.columns
+            .iter()
+            .find(|(c, _)| c == canonical)
+            .map_or(canonical, |(_, theirs)| theirs.as_str())
+    }
+}
+
+/// Joins each row of a source to at most one row of `query` (as `alias`,
+/// the row being `this`), adding `columns` (name, expression).
+#[derive(Debug)]
+pub struct Lookup {
+    pub alias: String,
+    pub query: Located,
+    pub on: Located,
+    pub columns: Vec<(String, Located)>,
+}
+
+impl Source {
+    /// Every SQL text of the source's stages.
+    pub fn texts(&self) -> impl Iterator<Item = &Located> {
+        self.lookups
+            .iter()
+            .flat_map(|l| {
+                std::iter::once(&l.query)
+                    .chain(std::iter::once(&l.on))
+                    .chain(l.columns.iter().map(|(_, e)| e))
+            })
+            .chain(self.derive.iter().map(|d| &d.expr))
+            .chain(self.reject.iter().map(|r| &r.when))
+    }
+}
+
+#[derive(Debug)]
+pub struct Derive {
+    pub column: String,
+    pub expr: Located,
+}
+
+#[derive(Debug)]
+pub struct RejectRule {
+    pub reason: String,
+    pub when: Located,
+}
+
+#[derive(Debug)]
+pub struct Dimension {
+    pub name: String,
+    /// Relation whose distinct values of column `name` are the members.
+    pub values: String,
+}
+
+#[derive(Debug)]
+pub struct Model {
+    pub name: String,
+    pub sql_path: PathBuf,
+    pub sql: SourceText,
+    /// Relations the SQL reads.
+    pub reads: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Grain {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl Grain {
+    pub const ALL: [(&'static str, Grain); 5] = [
+        ("day", Grain::Day),
+        ("week", Grain::Week),
+        ("month", Grain::Month),
+        ("quarter", Grain::Quarter),
+        ("year", Grain::Year),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, g)| *g == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("month")
+    }
+
+    pub fn parse(s: &str) -> Option<Grain> {
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, g)| *g)
+    }
+}
+
+#[derive(Debug)]
+pub enum MetricKind {
+    Simple {
+        model: String,
+        expr: Located,
+        time: String,
+        filter: Option<Located>,
+        fill: Option<f64>,
+    },
+    Ratio {
+        numerator: Located,
+        denominator: Located,
+    },
+    Derived {
+        expr: Located,
+        window: Option<Window>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub periods: u32,
+    pub agg: String,
+}
+
+#[derive(Debug)]
+pub struct Metric {
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: MetricKind,
+    /// Other metrics this one is computed from (ratio and derived).
+    pub depends_on: Vec<String>,
+    pub span: Range<usize>,
+}
+
+impl Metric {
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            MetricKind::Simple { .. } => "simple",
+            MetricKind::Ratio { .. } => "ratio",
+            MetricKind::Derived { .. } => "derived",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum TableKind {
+    /// A model published as it is, sorted by `order_by`.
+    Model {
+        model: String,
+        order_by: Vec<String>,
+    },
+    /// A full grid of periods x dimension members (plus a total row) with
+    /// one column per metric.
+    Metrics {
+        metrics: Vec<String>,
+        grain: Grain,
+        dimensions: Vec<String>,
+        time_column: String,
+    },
+}
+
+#[derive(Debug)]
+pub struct Table {
+    pub name: String,
+    pub description: Option<String>,
+    pub kind: TableKind,
+}
+
+impl Catalog {
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+    pub fn model(&self, name: &str) -> Option<&Model> {
+        self.models.iter().find(|m| m.name == name)
+    }
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+    pub fn dimension(&self, name: &str) -> Option<&Dimension> {
+        self.dimensions.iter().find(|d| d.name == name)
+    }
+
+    /// A path of the catalog, as written relative to its folder.
+    pub fn relative(&self, path: &Path) -> PathBuf {
+        path.strip_prefix(&self.dir).unwrap_or(path).to_path_buf()
+    }
+}

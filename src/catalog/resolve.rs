@@ -1,0 +1,972 @@
+//! `RawCatalog` -> `Catalog`: one rule after another, every problem
+//! collected with its location, so an analyst sees all of them at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use toml::Spanned;
+
+use super::contract;
+use super::diagnostic::{Diagnostic, Diagnostics, SourceText, suggestion};
+use super::raw::{self, RawCatalog};
+use super::sql_text::{self, find_word};
+use super::*;
+
+/// Names usable as `${name}` in any SQL of the catalog, besides `params`.
+pub const BUILTIN_PLACEHOLDERS: &[&str] = &[
+    "as_of",
+    "range_start",
+    "range_end",
+    "range_end_day",
+    "gross_margin",
+    "reporting_currency",
+    "timezone",
+];
+
+const AGGREGATES: &[&str] = &["avg", "sum", "min", "max", "count"];
+
+/// Reads and validates a catalog file and the SQL files it names.
+pub fn load(path: &Path) -> Result<Catalog, Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![
+            Diagnostic::new(format!("cannot read the catalog {}: {e}", path.display()))
+                .help("pass the catalog with --catalog PATH (default: metrics.toml)"),
+        ])
+    })?;
+    let source = SourceText::new(path, text);
+    let raw: RawCatalog =
+        toml::from_str(&source.text).map_err(|e| Diagnostics(vec![toml_error(&source, &e)]))?;
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    Resolver {
+        source,
+        dir,
+        errors: Diagnostics::default(),
+    }
+    .resolve(path, raw)
+}
+
+fn toml_error(source: &SourceText, e: &toml::de::Error) -> Diagnostic {
+    let message = e.message().trim().to_string();
+    let mut d = Diagnostic::new(message.clone());
+    if let Some(span) = e.span() {
+        d = d.at(source, span);
+    } else {
+        d = d.in_file(&source.path);
+    }
+    // serde: "unknown field `x`, expected one of `a`, `b`"
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((field, expected)) = rest.split_once("`, expected ") {
+            let names: Vec<&str> = expected
+                .split('`')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s)
+                .collect();
+            d = d.help(suggestion(field, "key", names));
+        }
+    }
+    d
+}
+
+struct Resolver {
+    source: SourceText,
+    dir: PathBuf,
+    errors: Diagnostics,
+}
+
+impl Resolver {
+    fn located(&self, s: &Spanned<String>) -> Located {
+        Located {
+            text: s.get_ref().clone(),
+            source: self.source.clone(),
+            span: s.span(),
+        }
+    }
+
+    fn error_at(
+        &mut self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
+        let mut d = Diagnostic::new(message).at(&self.source, span);
+        if let Some(h) = help {
+            d = d.help(h);
+        }
+        self.errors.push(d);
+    }
+
+    fn check_name(&mut self, what: &str, name: &Spanned<String>) {
+        let n = name.get_ref();
+        let ok = n
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            self.error_at(
+                name.span(),
+                format!("{what} name `{n}` is not a plain identifier"),
+                Some("use lower-case letters, digits and `_`, starting with a letter".into()),
+            );
+        }
+    }
+
+    fn resolve(mut self, path: &Path, raw: RawCatalog) -> Result<Catalog, Diagnostics> {
+        let project = self.project(raw.project);
+        let placeholders: BTreeSet<String> = BUILTIN_PLACEHOLDERS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(project.params.iter().map(|(n, _)| n.clone()))
+            .collect();
+
+        let sources = in_file_order(raw.sources)
+            .into_iter()
+            .map(|(name, s)| self.source_def(name, s))
+            .collect::<Vec<_>>();
+        let models = in_file_order(raw.models)
+            .into_iter()
+            .filter_map(|(name, m)| self.model(name, m))
+            .collect::<Vec<_>>();
+
+        // One namespace of relations: sources, models and built-ins.
+        let mut relations: BTreeSet<String> =
+            BUILTIN_RELATIONS.iter().map(|s| s.to_string()).collect();
+        for s in &sources {
+            relations.insert(s.name.clone());
+        }
+        for m in &models {
+            if !relations.insert(m.name.clone()) {
+                self.errors.push(
+                    Diagnostic::new(format!(
+                        "model `{}` has the name of a source or built-in relation",
+                        m.name
+                    ))
+                    .in_file(&m.sql_path)
+                    .help("rename the model"),
+                );
+            }
+        }
+        self.model_references(&models, &relations);
+        self.check_placeholders_in_models(&models, &placeholders);
+
+        let dimensions = in_file_order(raw.dimensions)
+            .into_iter()
+            .map(|(name, d)| {
+                self.check_name("dimension", &name);
+                self.relation_ref(&d.values, &relations, "relation");
+                Dimension {
+                    name: name.into_inner(),
+                    values: d.values.into_inner(),
+                }
+            })
+            .collect::<Vec<_>>();
+
+        let raw_metrics = in_file_order(raw.metrics);
+        let metric_names: BTreeSet<String> = raw_metrics
+            .iter()
+            .map(|(n, _)| n.get_ref().clone())
+            .collect();
+        let metrics = raw_metrics
+            .into_iter()
+            .filter_map(|(name, m)| self.metric(name, m, &relations, &metric_names))
+            .collect::<Vec<_>>();
+        self.metric_cycles(&metrics);
+        for m in &metrics {
+            for located in metric_texts(m) {
+                self.check_placeholders(located, &placeholders);
+            }
+        }
+        for s in &sources {
+            for located in s.texts() {
+                self.check_placeholders(located, &placeholders);
+            }
+        }
+        if let Some(r) = &project.range_start {
+            self.check_placeholders(r, &placeholders);
+        }
+
+        let dimension_names: BTreeSet<String> = dimensions.iter().map(|d| d.name.clone()).collect();
+        let tables = in_file_order(raw.tables)
+            .into_iter()
+            .filter_map(|(name, t)| {
+                self.table(name, t, &relations, &metric_names, &dimension_names)
+            })
+            .collect::<Vec<_>>();
+        if tables.is_empty() && self.errors.is_empty() {
+            self.errors.push(
+                Diagnostic::new("the catalog defines no output table")
+                    .in_file(path)
+                    .help(
+                        "add a [tables.<name>] section with `metrics = [...]` or `model = \"...\"`",
+                    ),
+            );
+        }
+
+        let hash = catalog_hash(&self.source.text, &models);
+        self.errors.into_result()?;
+        Ok(Catalog {
+            path: path.to_path_buf(),
+            dir: self.dir,
+            hash,
+            project,
+            sources,
+            dimensions,
+            models,
+            metrics,
+            tables,
+        })
+    }
+
+    fn project(&mut self, p: raw::RawProject) -> Project {
+        let as_of = p.as_of.and_then(|s| {
+            let text = s.get_ref().trim();
+            if text.is_empty() || text.eq_ignore_ascii_case("today") {
+                return None;
+            }
+            match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    self.error_at(
+                        s.span(),
+                        format!("`as_of = \"{text}\"` is not a date"),
+                        Some("write YYYY-MM-DD, or \"today\"".into()),
+                    );
+                    None
+                }
+            }
+        });
+        let start_month = p.start_month.and_then(|s| {
+            let text = s.get_ref().trim().to_string();
+            match NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d") {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    self.error_at(
+                        s.span(),
+                        format!("`start_month = \"{text}\"` is not a month"),
+                        Some("write YYYY-MM".into()),
+                    );
+                    None
+                }
+            }
+        });
+        let gross_margin = match p.gross_margin {
+            Some(g) if !(0.0..=1.0).contains(g.get_ref()) => {
+                self.error_at(
+                    g.span(),
+                    format!("gross_margin {} is outside 0..1", g.get_ref()),
+                    Some("a margin of 80 % is written 0.8".into()),
+                );
+                1.0
+            }
+            Some(g) => *g.get_ref(),
+            None => 1.0,
+        };
+        let timezone = p
+            .timezone
+            .map(|t| t.into_inner())
+            .unwrap_or_else(|| "UTC".into());
+        let reporting_currency = p
+            .reporting_currency
+            .map(|c| c.into_inner().to_uppercase())
+            .unwrap_or_else(|| "USD".into());
+        let range_start = p.range_start.map(|r| self.located(&r));
+        let mut params = Vec::new();
+        for (name, value) in in_file_order(p.params) {
+            self.check_name("parameter", &name);
+            if BUILTIN_PLACEHOLDERS.contains(&name.get_ref().as_str()) {
+                self.error_at(
+                    name.span(),
+                    format!("parameter `{}` is built in", name.get_ref()),
+                    Some("choose another name".into()),
+                );
+            }
+            let v = match value.get_ref() {
+                toml::Value::String(s) => ParamValue::Text(s.clone()),
+                toml::Value::Integer(i) => ParamValue::Integer(*i),
+                toml::Value::Float(f) => ParamValue::Number(*f),
+                toml::Value::Boolean(b) => ParamValue::Bool(*b),
+                toml::Value::Datetime(d) => {
+                    match NaiveDate::parse_from_str(&d.to_string(), "%Y-%m-%d") {
+                        Ok(d) => ParamValue::Date(d),
+                        Err(_) => {
+                            self.error_at(
+                                value.span(),
+                                "a date parameter must be a plain date",
+                                Some("write YYYY-MM-DD".into()),
+                            );
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    self.error_at(
+                        value.span(),
+                        "a parameter must be a string, number, boolean or date",
+                        None,
+                    );
+                    continue;
+                }
+            };
+            params.push((name.into_inner(), v));
+        }
+        Project {
+            name: p.name.into_inner(),
+            as_of,
+            timezone,
+            reporting_currency,
+            gross_margin,
+            start_month,
+            range_start,
+            params,
+        }
+    }
+
+    fn source_def(&mut self, name: Spanned<String>, s: raw::RawSource) -> Source {
+        self.check_name("source", &name);
+        let contract = contract::contract(name.get_ref());
+        let mut columns = Vec::new();
+        for (canonical, theirs) in in_file_order(s.columns) {
+            if let Some(c) = contract {
+                if c.column(canonical.get_ref()).is_none() && !c.keeps_extra_columns {
+                    let names: Vec<&str> = c.columns.iter().map(|c| c.name).collect();
+                    self.error_at(
+                        canonical.span(),
+                        format!(
+                            "`{}` is not a column of the {} table",
+                            canonical.get_ref(),
+                            c.name
+                        ),
+                        Some(suggestion(canonical.get_ref(), "column", names)),
+                    );
+                }
+            }
+            columns.push((canonical.into_inner(), theirs.into_inner()));
+        }
+        let lookups = s
+            .lookup
+            .into_iter()
+            .map(|l| {
+                self.check_name("lookup alias", &l.alias);
+                let stand_in = sql_text::substitute(l.query.get_ref(), |_| Some("0".into()));
+                if let Err(e) = sql_text::parse_query(&stand_in) {
+                    self.error_at(
+                        l.query.span(),
+                        format!("the lookup query does not parse: {}", e.message),
+                        None,
+                    );
+                }
+                self.parse_expression(&l.on);
+                let columns = in_file_order(l.columns)
+                    .into_iter()
+                    .map(|(c, e)| {
+                        self.parse_expression(&e);
+                        (c.into_inner(), self.located(&e))
+                    })
+                    .collect();
+                Lookup {
+                    alias: l.alias.into_inner(),
+                    query: self.located(&l.query),
+                    on: self.located(&l.on),
+                    columns,
+                }
+            })
+            .collect();
+        let derive = s
+            .derive
+            .into_iter()
+            .map(|d| {
+                self.parse_expression(&d.expr);
+                Derive {
+                    column: d.column.into_inner(),
+                    expr: self.located(&d.expr),
+                }
+            })
+            .collect();
+        let reject = s
+            .reject
+            .into_iter()
+            .map(|r| {
+                self.parse_expression(&r.when);
+                RejectRule {
+                    reason: r.reason.into_inner(),
+                    when: self.located(&r.when),
+                }
+            })
+            .collect();
+        Source {
+            name: name.into_inner(),
+            location: s.location.map(|l| self.located(&l)),
+            columns,
+            key: s.key.into_iter().map(Spanned::into_inner).collect(),
+            lookups,
+            derive,
+            reject,
+            contract,
+        }
+    }
+
+    fn parse_expression(
+        &mut self,
+        e: &Spanned<String>,
+    ) -> Option<datafusion::sql::sqlparser::ast::Expr> {
+        // Placeholders are values: parse with a stand-in literal.
+        let text = sql_text::substitute(e.get_ref(), |_| Some("0".into()));
+        match sql_text::parse_expr(&text) {
+            Ok(expr) => Some(expr),
+            Err(err) => {
+                let start = e.span().start + 1 + err.offset.unwrap_or(0).min(e.get_ref().len());
+                self.error_at(
+                    start..start + 1,
+                    format!("this SQL expression does not parse: {}", err.message),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn model(&mut self, name: Spanned<String>, m: raw::RawModel) -> Option<Model> {
+        self.check_name("model", &name);
+        let rel = m
+            .sql
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| format!("sql/{}.sql", name.get_ref()));
+        let sql_path = self.dir.join(&rel);
+        let text = match std::fs::read_to_string(&sql_path) {
+            Ok(t) => t,
+            Err(e) => {
+                let span = m.sql.as_ref().map_or(name.span(), |s| s.span());
+                self.error_at(
+                    span,
+                    format!(
+                        "model `{}`: cannot read {}: {e}",
+                        name.get_ref(),
+                        sql_path.display()
+                    ),
+                    Some(format!(
+                        "create {rel}, or set `sql = \"path\"` in [models.{}]",
+                        name.get_ref()
+                    )),
+                );
+                return None;
+            }
+        };
+        let sql = SourceText::new(&sql_path, text);
+        let stand_in = sql_text::substitute(&sql.text, |_| Some("0".into()));
+        let reads =
+            match sql_text::parse_query(&stand_in).and_then(|q| sql_text::table_references(&q)) {
+                Ok(reads) => reads,
+                Err(e) => {
+                    let at = e.offset.unwrap_or(0).min(sql.text.len());
+                    self.errors.push(
+                        Diagnostic::new(format!(
+                            "model `{}`: the SQL does not parse: {}",
+                            name.get_ref(),
+                            e.message
+                        ))
+                        .at(&sql, at..(at + 1).min(sql.text.len())),
+                    );
+                    return None;
+                }
+            };
+        Some(Model {
+            name: name.into_inner(),
+            sql_path,
+            sql,
+            reads,
+        })
+    }
+
+    fn model_references(&mut self, models: &[Model], relations: &BTreeSet<String>) {
+        for m in models {
+            for r in &m.reads {
+                if !relations.contains(r) {
+                    let offset = find_word(&m.sql.text, r).unwrap_or(0);
+                    self.errors.push(
+                        Diagnostic::new(format!("model `{}` reads `{r}`, which is not a source, model or built-in relation", m.name))
+                            .at(&m.sql, offset..offset + r.len())
+                            .help(suggestion(r, "relation", relations.iter().map(String::as_str))),
+                    );
+                }
+            }
+        }
+        // Cycles among models.
+        let edges: BTreeMap<&str, Vec<&str>> = models
+            .iter()
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    m.reads
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|r| models.iter().any(|o| o.name == *r))
+                        .collect(),
+                )
+            })
+            .collect();
+        if let Some(cycle) = crate::plan::dag::find_cycle(&edges) {
+            let first = models
+                .iter()
+                .find(|m| m.name == cycle[0])
+                .expect("cycle names a model");
+            let offset = find_word(&first.sql.text, cycle[1]).unwrap_or(0);
+            self.errors.push(
+                Diagnostic::new(format!("models form a cycle: {}", cycle.join(" -> ")))
+                    .at(&first.sql, offset..offset + cycle[1].len())
+                    .help("a model cannot read itself, directly or through other models; break the cycle"),
+            );
+        }
+    }
+
+    fn check_placeholders_in_models(&mut self, models: &[Model], known: &BTreeSet<String>) {
+        for m in models {
+            for p in sql_text::placeholders(&m.sql.text) {
+                if !known.contains(&p.name) {
+                    self.errors.push(
+                        Diagnostic::new(format!("unknown parameter `${{{}}}`", p.name))
+                            .at(&m.sql, p.span.clone())
+                            .help(suggestion(
+                                &p.name,
+                                "parameter",
+                                known.iter().map(String::as_str),
+                            )),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_placeholders(&mut self, located: &Located, known: &BTreeSet<String>) {
+        for p in sql_text::placeholders(&located.text) {
+            if !known.contains(&p.name) {
+                let start = located.span.start + 1 + p.span.start;
+                self.error_at(
+                    start..start + p.span.len(),
+                    format!("unknown parameter `${{{}}}`", p.name),
+                    Some(suggestion(
+                        &p.name,
+                        "parameter",
+                        known.iter().map(String::as_str),
+                    )),
+                );
+            }
+        }
+    }
+
+    fn relation_ref(
+        &mut self,
+        r: &Spanned<String>,
+        relations: &BTreeSet<String>,
+        what: &str,
+    ) -> bool {
+        if relations.contains(r.get_ref()) {
+            return true;
+        }
+        self.error_at(
+            r.span(),
+            format!("unknown {what} `{}`", r.get_ref()),
+            Some(suggestion(
+                r.get_ref(),
+                "relation",
+                relations.iter().map(String::as_str),
+            )),
+        );
+        false
+    }
+
+    fn require(
+        &mut self,
+        metric: &Spanned<String>,
+        kind: &str,
+        field: &str,
+        value: &Option<Spanned<String>>,
+    ) -> Option<Located> {
+        match value {
+            Some(v) => Some(self.located(v)),
+            None => {
+                self.error_at(
+                    metric.span(),
+                    format!(
+                        "metric `{}` of kind `{kind}` needs `{field}`",
+                        metric.get_ref()
+                    ),
+                    Some(format!(
+                        "add `{field} = \"...\"` to [metrics.{}]",
+                        metric.get_ref()
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    fn forbid(
+        &mut self,
+        metric: &Spanned<String>,
+        kind: &str,
+        fields: &[(&str, Option<std::ops::Range<usize>>)],
+    ) {
+        for (field, span) in fields {
+            if let Some(span) = span {
+                self.error_at(
+                    span.clone(),
+                    format!(
+                        "`{field}` does not apply to metric `{}` of kind `{kind}`",
+                        metric.get_ref()
+                    ),
+                    Some("remove it".into()),
+                );
+            }
+        }
+    }
+
+    fn metric(
+        &mut self,
+        name: Spanned<String>,
+        m: raw::RawMetric,
+        relations: &BTreeSet<String>,
+        metric_names: &BTreeSet<String>,
+    ) -> Option<Metric> {
+        self.check_name("metric", &name);
+        let kind_name = m.kind.get_ref().as_str();
+        let span = name.span();
+        let (kind, depends_on) = match kind_name {
+            "simple" => {
+                self.forbid(
+                    &name,
+                    "simple",
+                    &[
+                        ("numerator", m.numerator.as_ref().map(Spanned::span)),
+                        ("denominator", m.denominator.as_ref().map(Spanned::span)),
+                        ("window", m.window.as_ref().map(Spanned::span)),
+                    ],
+                );
+                let model = self.require(&name, "simple", "model", &m.model);
+                let expr = self.require(&name, "simple", "expr", &m.expr);
+                let time = self.require(&name, "simple", "time", &m.time);
+                if let Some(model) = &m.model {
+                    self.relation_ref(model, relations, "model or source");
+                }
+                if let Some(e) = &m.expr {
+                    self.parse_expression(e);
+                }
+                if let Some(f) = &m.filter {
+                    self.parse_expression(f);
+                }
+                let expr = expr?;
+                let fill = m
+                    .fill
+                    .map(|f| *f.get_ref())
+                    .or_else(|| default_fill(&expr.text));
+                (
+                    MetricKind::Simple {
+                        model: model?.text,
+                        expr,
+                        time: time?.text,
+                        filter: m.filter.as_ref().map(|f| self.located(f)),
+                        fill,
+                    },
+                    Vec::new(),
+                )
+            }
+            "ratio" => {
+                self.forbid(
+                    &name,
+                    "ratio",
+                    &[
+                        ("model", m.model.as_ref().map(Spanned::span)),
+                        ("expr", m.expr.as_ref().map(Spanned::span)),
+                        ("time", m.time.as_ref().map(Spanned::span)),
+                        ("filter", m.filter.as_ref().map(Spanned::span)),
+                        ("window", m.window.as_ref().map(Spanned::span)),
+                    ],
+                );
+                let numerator = self.require(&name, "ratio", "numerator", &m.numerator);
+                let denominator = self.require(&name, "ratio", "denominator", &m.denominator);
+                let mut deps = BTreeSet::new();
+                for part in [&m.numerator, &m.denominator].into_iter().flatten() {
+                    deps.extend(self.metric_refs(&name, part, metric_names));
+                }
+                (
+                    MetricKind::Ratio {
+                        numerator: numerator?,
+                        denominator: denominator?,
+                    },
+                    deps.into_iter().collect(),
+                )
+            }
+            "derived" => {
+                self.forbid(
+                    &name,
+                    "derived",
+                    &[
+                        ("model", m.model.as_ref().map(Spanned::span)),
+                        ("time", m.time.as_ref().map(Spanned::span)),
+                        ("filter", m.filter.as_ref().map(Spanned::span)),
+                        ("numerator", m.numerator.as_ref().map(Spanned::span)),
+                        ("denominator", m.denominator.as_ref().map(Spanned::span)),
+                    ],
+                );
+                let expr = self.require(&name, "derived", "expr", &m.expr);
+                let deps = m
+                    .expr
+                    .as_ref()
+                    .map(|e| self.metric_refs(&name, e, metric_names))
+                    .unwrap_or_default();
+                let window = m.window.as_ref().and_then(|w| {
+                    let raw = w.get_ref();
+                    if !AGGREGATES.contains(&raw.agg.as_str()) || raw.periods == 0 {
+                        self.error_at(
+                            w.span(),
+                            format!(
+                                "window `{{ periods = {}, agg = \"{}\" }}` is not valid",
+                                raw.periods, raw.agg
+                            ),
+                            Some(format!(
+                                "periods is at least 1 and agg one of: {}",
+                                AGGREGATES.join(", ")
+                            )),
+                        );
+                        None
+                    } else {
+                        Some(Window {
+                            periods: raw.periods,
+                            agg: raw.agg.clone(),
+                        })
+                    }
+                });
+                (
+                    MetricKind::Derived {
+                        expr: expr?,
+                        window,
+                    },
+                    deps.into_iter().collect(),
+                )
+            }
+            other => {
+                self.error_at(
+                    m.kind.span(),
+                    format!("unknown metric kind `{other}`"),
+                    Some(suggestion(other, "kind", ["simple", "ratio", "derived"])),
+                );
+                return None;
+            }
+        };
+        Some(Metric {
+            name: name.into_inner(),
+            description: m.description,
+            kind,
+            depends_on,
+            span,
+        })
+    }
+
+    /// The metrics an expression over metrics names; unknown names are errors.
+    fn metric_refs(
+        &mut self,
+        metric: &Spanned<String>,
+        e: &Spanned<String>,
+        metric_names: &BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        let Some(expr) = self.parse_expression(e) else {
+            return BTreeSet::new();
+        };
+        let mut deps = BTreeSet::new();
+        for id in sql_text::identifiers(&expr) {
+            if metric_names.contains(&id) {
+                deps.insert(id);
+            } else {
+                let offset = find_word(e.get_ref(), &id).unwrap_or(0);
+                let start = e.span().start + 1 + offset;
+                self.error_at(
+                    start..start + id.len(),
+                    format!(
+                        "metric `{}` refers to `{id}`, which is not a metric",
+                        metric.get_ref()
+                    ),
+                    Some(suggestion(
+                        &id,
+                        "metric",
+                        metric_names.iter().map(String::as_str),
+                    )),
+                );
+            }
+        }
+        if deps.contains(metric.get_ref()) {
+            self.error_at(
+                e.span(),
+                format!("metric `{}` refers to itself", metric.get_ref()),
+                None,
+            );
+        }
+        deps
+    }
+
+    fn metric_cycles(&mut self, metrics: &[Metric]) {
+        let edges: BTreeMap<&str, Vec<&str>> = metrics
+            .iter()
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    m.depends_on
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|d| *d != m.name)
+                        .collect(),
+                )
+            })
+            .collect();
+        if let Some(cycle) = crate::plan::dag::find_cycle(&edges) {
+            let first = metrics
+                .iter()
+                .find(|m| m.name == cycle[0])
+                .expect("cycle names a metric");
+            self.error_at(
+                first.span.clone(),
+                format!("metrics form a cycle: {}", cycle.join(" -> ")),
+                Some(
+                    "a metric cannot be computed from itself, directly or through other metrics"
+                        .into(),
+                ),
+            );
+        }
+    }
+
+    fn table(
+        &mut self,
+        name: Spanned<String>,
+        t: raw::RawTable,
+        relations: &BTreeSet<String>,
+        metric_names: &BTreeSet<String>,
+        dimension_names: &BTreeSet<String>,
+    ) -> Option<Table> {
+        self.check_name("table", &name);
+        let kind = match (&t.model, t.metrics.is_empty()) {
+            (Some(model), true) => {
+                self.relation_ref(model, relations, "model");
+                TableKind::Model {
+                    model: model.get_ref().clone(),
+                    order_by: t.order_by.into_iter().map(Spanned::into_inner).collect(),
+                }
+            }
+            (None, false) => {
+                for m in &t.metrics {
+                    if !metric_names.contains(m.get_ref()) {
+                        self.error_at(
+                            m.span(),
+                            format!(
+                                "table `{}` lists `{}`, which is not a metric",
+                                name.get_ref(),
+                                m.get_ref()
+                            ),
+                            Some(suggestion(
+                                m.get_ref(),
+                                "metric",
+                                metric_names.iter().map(String::as_str),
+                            )),
+                        );
+                    }
+                }
+                let grain = match &t.grain {
+                    None => Grain::Month,
+                    Some(g) => Grain::parse(g.get_ref()).unwrap_or_else(|| {
+                        self.error_at(
+                            g.span(),
+                            format!("unknown grain `{}`", g.get_ref()),
+                            Some(suggestion(
+                                g.get_ref(),
+                                "grain",
+                                Grain::ALL.iter().map(|(n, _)| *n),
+                            )),
+                        );
+                        Grain::Month
+                    }),
+                };
+                for d in &t.dimensions {
+                    if !dimension_names.contains(d.get_ref()) {
+                        self.error_at(
+                            d.span(),
+                            format!("unknown dimension `{}`", d.get_ref()),
+                            Some(suggestion(
+                                d.get_ref(),
+                                "dimension",
+                                dimension_names.iter().map(String::as_str),
+                            )),
+                        );
+                    }
+                }
+                let time_column = t
+                    .time_column
+                    .map(Spanned::into_inner)
+                    .unwrap_or_else(|| grain.name().to_string());
+                TableKind::Metrics {
+                    metrics: t.metrics.into_iter().map(Spanned::into_inner).collect(),
+                    grain,
+                    dimensions: t.dimensions.into_iter().map(Spanned::into_inner).collect(),
+                    time_column,
+                }
+            }
+            _ => {
+                self.error_at(
+                    name.span(),
+                    format!("table `{}` needs either `model = \"...\"` or `metrics = [...]`, not both or neither", name.get_ref()),
+                    None,
+                );
+                return None;
+            }
+        };
+        Some(Table {
+            name: name.into_inner(),
+            description: t.description,
+            kind,
+        })
+    }
+}
+
+/// Sums and counts of nothing are 0 on the grid; other aggregates stay null.
+fn default_fill(expr: &str) -> Option<f64> {
+    let e = expr.trim_start().to_ascii_lowercase();
+    (e.starts_with("count(") || e.starts_with("sum(")).then_some(0.0)
+}
+
+fn in_file_order<V>(map: BTreeMap<Spanned<String>, V>) -> Vec<(Spanned<String>, V)> {
+    let mut items: Vec<_> = map.into_iter().collect();
+    items.sort_by_key(|(k, _)| k.span().start);
+    items
+}
+
+fn metric_texts(m: &Metric) -> Vec<&Located> {
+    match &m.kind {
+        MetricKind::Simple { expr, filter, .. } => std::iter::once(expr).chain(filter).collect(),
+        MetricKind::Ratio {
+            numerator,
+            denominator,
+        } => vec![numerator, denominator],
+        MetricKind::Derived { expr, .. } => vec![expr],
+    }
+}
+
+/// FNV-1a over the catalog and its SQL: a stable fingerprint for the manifest.
+fn catalog_hash(toml: &str, models: &[Model]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(toml.as_bytes());
+    for m in models {
+        feed(m.name.as_bytes());
+        feed(m.sql.text.as_bytes());
+    }
+    format!("{h:016x}")
+}

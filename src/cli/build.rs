@@ -1,0 +1,54 @@
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::Args;
+
+use crate::build::{BuildOptions, run as run_build};
+use crate::error::Result;
+
+use super::{DataArgs, parse_bytes, parse_date, session_options};
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[arg(long, default_value = "metrics.toml")]
+    pub catalog: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Output folder.
+    #[arg(long, default_value = "target/vitals")]
+    pub target: PathBuf,
+    /// The date the build reports up to (default: the catalog's, else today).
+    #[arg(long, value_parser = parse_date)]
+    pub as_of: Option<NaiveDate>,
+    /// Build only these tables (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub select: Vec<String>,
+    /// Memory DataFusion may use before spilling, e.g. 2GB.
+    #[arg(long, value_parser = parse_bytes)]
+    pub memory_limit: Option<usize>,
+    /// Print no progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub async fn run(args: BuildArgs) -> Result<()> {
+    let options = BuildOptions {
+        catalog: args.catalog,
+        locations: args.data.locations()?,
+        target: args.target.clone(),
+        as_of: args.as_of,
+        select: args.select,
+        session: session_options(args.memory_limit),
+        progress: !args.quiet,
+    };
+    let manifest = run_build(&options).await?;
+    let rows: u64 = manifest.tables.values().map(|t| t.rows).sum();
+    eprintln!(
+        "published build {} to {}: {} tables, {rows} rows (as of {})",
+        manifest.build_id,
+        args.target.display(),
+        manifest.tables.len(),
+        manifest.as_of
+    );
+    Ok(())
+}

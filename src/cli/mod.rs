@@ -1,0 +1,137 @@
+//! The command line: one file per subcommand. Arguments are parsed here,
+//! checked into the options of each stage, and errors are mapped to exit
+//! codes in `main.rs`.
+
+mod build;
+mod demo;
+mod explain;
+mod generate;
+mod list;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Result, VitalsError};
+use crate::execute::{SessionOptions, SourceLocations};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vitals",
+    version,
+    about = "SaaS metrics from Parquet, on Apache DataFusion"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the catalog's tables and publish them to the target.
+    Build(build::BuildArgs),
+    /// Check the catalog (names, references, cycles, SQL) without data.
+    Validate(CatalogArgs),
+    /// List the tables and metrics of the catalog and what they read.
+    List(CatalogArgs),
+    /// Show the SQL that a table, metric or model compiles to.
+    Explain(explain::ExplainArgs),
+    /// Write deterministic sample data for all input tables.
+    Generate(generate::GenerateArgs),
+    /// Generate a small dataset, build it and print the latest months.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CatalogArgs {
+    /// The catalog file.
+    #[arg(long, default_value = "metrics.toml")]
+    pub catalog: PathBuf,
+}
+
+/// Where the data is: shared by `build` and `explain`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DataArgs {
+    /// Folder with one sub-folder (or `.parquet` file) per source table.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// A source's location, overriding the catalog: TABLE=PATH (repeatable).
+    #[arg(long = "source", value_name = "TABLE=PATH")]
+    pub sources: Vec<String>,
+}
+
+impl DataArgs {
+    pub fn locations(&self) -> Result<SourceLocations> {
+        let mut overrides = BTreeMap::new();
+        for s in &self.sources {
+            let (table, path) = s
+                .split_once('=')
+                .ok_or_else(|| VitalsError::Usage(format!("--source `{s}`: write TABLE=PATH")))?;
+            overrides.insert(table.trim().to_string(), path.trim().to_string());
+        }
+        Ok(SourceLocations {
+            data_dir: self.data.clone(),
+            overrides,
+            empty: false,
+        })
+    }
+}
+
+pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date: write YYYY-MM-DD"))
+}
+
+/// `2GB`, `512MB`, `1.5G` or a number of bytes.
+pub fn parse_bytes(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim().to_ascii_uppercase();
+    let (number, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size: write e.g. 2GB or 512MB"))?;
+    let scale = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "T" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("`{s}`: unknown unit; use KB, MB, GB or TB")),
+    };
+    Ok((n * scale) as usize)
+}
+
+pub fn session_options(memory_limit: Option<usize>) -> SessionOptions {
+    SessionOptions {
+        memory_limit,
+        target_partitions: None,
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Build(args) => build::run(args).await,
+        Command::Validate(args) => validate::run(args).await,
+        Command::List(args) => list::run(args),
+        Command::Explain(args) => explain::run(args).await,
+        Command::Generate(args) => generate::run(args),
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("2GB").unwrap(), 2 * 1024 * 1024 * 1024);
+        assert_eq!(parse_bytes("512mb").unwrap(), 512 * 1024 * 1024);
+        assert_eq!(parse_bytes("1000").unwrap(), 1000);
+        assert!(parse_bytes("lots").is_err());
+    }
+}

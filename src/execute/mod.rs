@@ -1,0 +1,10 @@
+//! Running on DataFusion: the session, the sources registered as views, the
+//! calendar relations, and the queries of models and tables.
+
+pub mod calendar;
+pub mod session;
+pub mod sources;
+
+pub use calendar::Range;
+pub use session::{SessionOptions, new_session};
+pub use sources::{SourceLocations, SourceReport};

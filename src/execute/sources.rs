@@ -1,0 +1,518 @@
+//! Sources: find each table's Parquet files, check them against the input
+//! contract (naming the table, file and column of any problem), and register
+//! the stages of `compile::source` as views.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::prelude::SessionContext;
+
+use crate::catalog::contract::TableContract;
+use crate::catalog::{Catalog, Source};
+use crate::compile::ident;
+use crate::compile::source::{self as stages, TypedColumn};
+use crate::error::{Result, VitalsError};
+
+/// Where to find sources besides the catalog's own `location`s.
+#[derive(Debug, Clone, Default)]
+pub struct SourceLocations {
+    /// `--data DIR`: table T is `DIR/T/` or `DIR/T.parquet`.
+    pub data_dir: Option<PathBuf>,
+    /// `--source T=PATH`.
+    pub overrides: BTreeMap<String, String>,
+    /// Register every source empty, with its contract's columns: lets
+    /// `validate` plan the whole catalog without data.
+    pub empty: bool,
+}
+
+/// What was found for a source.
+#[derive(Debug, Clone)]
+pub struct SourceReport {
+    pub name: String,
+    /// None: the optional table is absent and was registered empty.
+    pub location: Option<String>,
+    pub files: usize,
+}
+
+impl SourceLocations {
+    fn locate(&self, catalog: &Catalog, source: &Source) -> Option<PathBuf> {
+        if self.empty {
+            return None;
+        }
+        if let Some(o) = self.overrides.get(&source.name) {
+            return Some(PathBuf::from(o));
+        }
+        if let Some(dir) = &self.data_dir {
+            let folder = dir.join(&source.name);
+            if folder.is_dir() {
+                return Some(folder);
+            }
+            let file = dir.join(format!("{}.parquet", source.name));
+            if file.is_file() {
+                return Some(file);
+            }
+            return None;
+        }
+        source.location.as_ref().map(|l| {
+            let p = PathBuf::from(l.text.strip_prefix("file://").unwrap_or(&l.text));
+            if p.is_absolute() {
+                p
+            } else {
+                catalog.dir.join(p)
+            }
+        })
+    }
+}
+
+/// Registers every source of the catalog and the `rejected_rows` relation.
+pub async fn register_all(
+    ctx: &SessionContext,
+    catalog: &Catalog,
+    locations: &SourceLocations,
+    expand: &dyn Fn(&str) -> String,
+) -> Result<Vec<SourceReport>> {
+    for name in locations.overrides.keys() {
+        if catalog.source(name).is_none() {
+            return Err(VitalsError::Usage(format!(
+                "--source names `{name}`, which is not a source of the catalog; {}",
+                crate::catalog::diagnostic::suggestion(
+                    name,
+                    "source",
+                    catalog.sources.iter().map(|s| s.name.as_str())
+                )
+            )));
+        }
+    }
+    let mut reports = Vec::new();
+    let mut typed_columns_of = BTreeMap::new();
+    for source in &catalog.sources {
+        let location = locations.locate(catalog, source).filter(|p| p.exists());
+        let (columns, report) = match location {
+            Some(path) => {
+                let files = parquet_files(&path).map_err(|e| {
+                    VitalsError::data(
+                        format!("table {}: cannot list {}", source.name, path.display()),
+                        e,
+                    )
+                })?;
+                if files.is_empty() {
+                    return Err(VitalsError::Data(format!(
+                        "table {}: no Parquet file under {}",
+                        source.name,
+                        path.display()
+                    )));
+                }
+                let schema = register_raw(ctx, source, &path).await?;
+                let columns = typed_columns(catalog, source, &schema, &files)?;
+                let report = SourceReport {
+                    name: source.name.clone(),
+                    location: Some(path.display().to_string()),
+                    files: files.len(),
+                };
+                (columns, report)
+            }
+            None => {
+                if source.contract.is_some_and(|c| c.required) && !locations.empty {
+                    let hint = match &locations.data_dir {
+                        Some(d) => format!(
+                            "expected {0}/{1}/ or {0}/{1}.parquet",
+                            d.display(),
+                            source.name
+                        ),
+                        None => {
+                            "pass --data DIR, --source NAME=PATH, or set `location` in the catalog"
+                                .into()
+                        }
+                    };
+                    return Err(VitalsError::Data(format!(
+                        "table {} is required but was not found: {hint}",
+                        source.name
+                    )));
+                }
+                let columns = absent_columns(source.contract);
+                register_empty(ctx, &stages::raw_name(&source.name), &columns)?;
+                let report = SourceReport {
+                    name: source.name.clone(),
+                    location: None,
+                    files: 0,
+                };
+                (columns, report)
+            }
+        };
+        typed_columns_of.insert(source.name.clone(), columns);
+        reports.push(report);
+    }
+    // A source's derive and reject expressions may read other sources
+    // (subscriptions look up fx_rates): register those first.
+    let mut rejected = Vec::new();
+    for source in in_dependency_order(catalog) {
+        let columns = &typed_columns_of[&source.name];
+        let typed = stages::typed_sql(source, columns);
+        register_view(
+            ctx,
+            &stages::checked_name(&source.name),
+            &stages::checked_sql(source, &typed, columns, expand),
+        )
+        .await?;
+        register_view(ctx, &source.name, &stages::valid_sql(source, columns)).await?;
+        if !source.reject.is_empty() {
+            let name = stages::rejected_name(&source.name);
+            register_view(ctx, &name, &stages::rejected_sql(source, columns)).await?;
+            rejected.push(name);
+        }
+    }
+    register_rejected_rows(ctx, &rejected).await?;
+    Ok(reports)
+}
+
+fn in_dependency_order(catalog: &Catalog) -> Vec<&Source> {
+    let mentions = |s: &Source, other: &str| {
+        s.texts()
+            .any(|t| crate::catalog::sql_text::mentions_word(&t.text, other))
+    };
+    let edges: BTreeMap<&str, Vec<&str>> = catalog
+        .sources
+        .iter()
+        .map(|s| {
+            let deps = catalog
+                .sources
+                .iter()
+                .filter(|o| o.name != s.name && mentions(s, &o.name))
+                .map(|o| o.name.as_str())
+                .collect();
+            (s.name.as_str(), deps)
+        })
+        .collect();
+    crate::plan::dag::topological(&edges, catalog.sources.iter().map(|s| s.name.as_str()))
+        .into_iter()
+        .filter_map(|n| catalog.source(n))
+        .collect()
+}
+
+async fn register_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| VitalsError::data(format!("cannot plan the source stage `{name}`"), e))?;
+    ctx.deregister_table(name).ok();
+    ctx.register_table(name, df.into_view())
+        .map_err(|e| VitalsError::data(format!("cannot register `{name}`"), e))?;
+    Ok(())
+}
+
+async fn register_rejected_rows(ctx: &SessionContext, rejected: &[String]) -> Result<()> {
+    if rejected.is_empty() {
+        let columns: Vec<TypedColumn> = ["source_table", "reason", "row_key", "row_json"]
+            .iter()
+            .map(|n| TypedColumn {
+                name: n.to_string(),
+                expr: String::new(),
+                data_type: DataType::Utf8,
+            })
+            .collect();
+        return register_empty(ctx, "rejected_rows", &columns);
+    }
+    let union: Vec<String> = rejected
+        .iter()
+        .map(|r| format!("SELECT * FROM {}", ident(r)))
+        .collect();
+    register_view(ctx, "rejected_rows", &union.join(" UNION ALL ")).await
+}
+
+fn register_empty(ctx: &SessionContext, name: &str, columns: &[TypedColumn]) -> Result<()> {
+    let fields: Vec<_> = columns
+        .iter()
+        .map(|c| datafusion::arrow::datatypes::Field::new(&c.name, c.data_type.clone(), true))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let table = MemTable::try_new(schema, vec![vec![]]).map_err(|e| VitalsError::data(name, e))?;
+    ctx.deregister_table(name).ok();
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| VitalsError::data(name, e))?;
+    Ok(())
+}
+
+/// The Parquet files of a table: one file, or every `.parquet` file below a
+/// folder (Hive partition folders included), in a stable order.
+fn parquet_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let p = entry?.path();
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
+            if hidden {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Registers the files as `__raw_<source>`; returns the merged schema.
+async fn register_raw(ctx: &SessionContext, source: &Source, path: &Path) -> Result<SchemaRef> {
+    let context = || format!("table {}: {}", source.name, path.display());
+    let absolute = std::path::absolute(path).map_err(|e| VitalsError::data(context(), e))?;
+    let mut url = absolute.display().to_string();
+    if absolute.is_dir() && !url.ends_with('/') {
+        url.push('/');
+    }
+    let url = ListingTableUrl::parse(&url).map_err(|e| VitalsError::data(context(), e))?;
+    let state = ctx.state();
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let partitions = options
+        .infer_partitions(&state, &url)
+        .await
+        .map_err(|e| VitalsError::data(context(), e))?;
+    let options = options.with_table_partition_cols(
+        partitions
+            .into_iter()
+            .map(|p| (p, DataType::Utf8))
+            .collect(),
+    );
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .infer_schema(&state)
+        .await
+        .map_err(|e| {
+            VitalsError::data(format!("{}: cannot read the Parquet files", context()), e)
+        })?;
+    let table = ListingTable::try_new(config).map_err(|e| VitalsError::data(context(), e))?;
+    let schema = datafusion::datasource::TableProvider::schema(&table);
+    let name = stages::raw_name(&source.name);
+    ctx.deregister_table(&name).ok();
+    ctx.register_table(&name, Arc::new(table))
+        .map_err(|e| VitalsError::data(context(), e))?;
+    Ok(schema)
+}
+
+/// The typed columns of a source, checked against its contract file by file.
+fn typed_columns(
+    catalog: &Catalog,
+    source: &Source,
+    merged: &Schema,
+    files: &[PathBuf],
+) -> Result<Vec<TypedColumn>> {
+    let tz = &catalog.project.timezone;
+    let Some(contract) = source.contract else {
+        return Ok(merged
+            .fields()
+            .iter()
+            .map(|f| TypedColumn {
+                name: f.name().clone(),
+                expr: ident(f.name()),
+                data_type: f.data_type().clone(),
+            })
+            .collect());
+    };
+    let has = |canonical: &str| {
+        merged
+            .field_with_name(source.file_column(canonical))
+            .is_ok()
+    };
+    for c in contract.columns.iter().filter(|c| c.required) {
+        if !has(c.name) {
+            return Err(missing_column(source, c.name, files));
+        }
+    }
+    if !contract.one_of.is_empty()
+        && !contract
+            .one_of
+            .iter()
+            .any(|group| group.iter().all(|c| has(c)))
+    {
+        let groups: Vec<String> = contract.one_of.iter().map(|g| g.join(" + ")).collect();
+        return Err(VitalsError::Data(format!(
+            "table {}: files under {} have none of the column groups {}; map yours in [sources.{}.columns]",
+            source.name,
+            files
+                .first()
+                .and_then(|f| f.parent())
+                .map_or_else(String::new, |p| p.display().to_string()),
+            groups.join(" or "),
+            source.name
+        )));
+    }
+    // A required column must be in every file, not only in the merged schema.
+    for file in files {
+        let schema = file_schema(source, file)?;
+        for c in contract.columns.iter().filter(|c| c.required) {
+            let theirs = source.file_column(c.name);
+            let partition =
+                merged.field_with_name(theirs).is_ok() && is_partition_path(file, theirs);
+            if schema.field_with_name(theirs).is_err() && !partition {
+                return Err(missing_in_file(source, c.name, file));
+            }
+        }
+    }
+    let mut columns = Vec::new();
+    for c in contract.columns {
+        let theirs = source.file_column(c.name);
+        let (expr, data_type) = match merged.field_with_name(theirs) {
+            Ok(field) => stages::coerce(theirs, field.data_type(), c.class, tz).map_err(|m| {
+                let file = files
+                    .iter()
+                    .find(|f| {
+                        file_schema(source, f)
+                            .ok()
+                            .and_then(|s| {
+                                s.field_with_name(theirs)
+                                    .ok()
+                                    .map(|f| f.data_type().clone())
+                            })
+                            .is_some_and(|t| t == m.found)
+                    })
+                    .unwrap_or(&files[0]);
+                VitalsError::Data(format!(
+                    "table {}, file {}, column `{theirs}`: type {} cannot be read as {}",
+                    source.name,
+                    file.display(),
+                    m.found,
+                    m.class.describe()
+                ))
+            })?,
+            Err(_) => stages::missing(c.class),
+        };
+        columns.push(TypedColumn {
+            name: c.name.to_string(),
+            expr,
+            data_type,
+        });
+    }
+    if contract.keeps_extra_columns {
+        let mapped: Vec<&str> = contract
+            .columns
+            .iter()
+            .map(|c| source.file_column(c.name))
+            .collect();
+        for f in merged.fields() {
+            if mapped.contains(&f.name().as_str()) {
+                continue;
+            }
+            let canonical = source
+                .columns
+                .iter()
+                .find(|(_, theirs)| theirs == f.name())
+                .map_or(f.name().as_str(), |(c, _)| c.as_str());
+            let is_text = matches!(
+                f.data_type(),
+                DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Dictionary(_, _)
+            );
+            columns.push(TypedColumn {
+                name: canonical.to_string(),
+                expr: if is_text {
+                    format!("CAST({} AS VARCHAR)", ident(f.name()))
+                } else {
+                    ident(f.name())
+                },
+                data_type: if is_text {
+                    DataType::Utf8
+                } else {
+                    f.data_type().clone()
+                },
+            });
+        }
+    }
+    Ok(columns)
+}
+
+fn is_partition_path(file: &Path, column: &str) -> bool {
+    file.components().any(|c| {
+        c.as_os_str()
+            .to_str()
+            .is_some_and(|s| s.starts_with(&format!("{column}=")))
+    })
+}
+
+fn file_schema(source: &Source, file: &Path) -> Result<Schema> {
+    let context = || format!("table {}, file {}", source.name, file.display());
+    let f = std::fs::File::open(file).map_err(|e| VitalsError::data(context(), e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| VitalsError::data(format!("{}: not a readable Parquet file", context()), e))?;
+    Ok(builder.schema().as_ref().clone())
+}
+
+fn missing_column(source: &Source, canonical: &str, files: &[PathBuf]) -> VitalsError {
+    let file = files
+        .iter()
+        .find(|f| {
+            file_schema(source, f)
+                .is_ok_and(|s| s.field_with_name(source.file_column(canonical)).is_err())
+        })
+        .unwrap_or(&files[0]);
+    missing_in_file(source, canonical, file)
+}
+
+fn missing_in_file(source: &Source, canonical: &str, file: &Path) -> VitalsError {
+    let theirs = source.file_column(canonical);
+    let names = file_schema(source, file)
+        .map(|s| {
+            s.fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let hint = match crate::catalog::diagnostic::did_you_mean(
+        theirs,
+        names.iter().map(String::as_str),
+    ) {
+        Some(near) => format!(
+            "the file has `{near}`: map it with [sources.{}.columns] {canonical} = \"{near}\"",
+            source.name
+        ),
+        None => format!(
+            "the file's columns are: {}; map yours with [sources.{}.columns] {canonical} = \"<column>\"",
+            names.join(", "),
+            source.name
+        ),
+    };
+    VitalsError::Data(format!(
+        "table {}, file {}: required column `{theirs}` is missing; {hint}",
+        source.name,
+        file.display()
+    ))
+}
+
+/// Columns of an absent optional table: its contract, all empty.
+fn absent_columns(contract: Option<&'static TableContract>) -> Vec<TypedColumn> {
+    contract
+        .map(|c| {
+            c.columns
+                .iter()
+                .map(|col| {
+                    let (_, data_type) = stages::missing(col.class);
+                    TypedColumn {
+                        name: col.name.to_string(),
+                        expr: ident(col.name),
+                        data_type,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

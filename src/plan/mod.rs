@@ -1,0 +1,7 @@
+//! What a build does: the selected output tables, and the models and
+//! metrics they need, in dependency order.
+
+mod build_plan;
+pub mod dag;
+
+pub use build_plan::{BuildPlan, SelectionError, metric_closure, relations_of};

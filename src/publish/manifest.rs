@@ -1,0 +1,78 @@
+//! `_manifest.json`: what a build published. Readers that know no table
+//! format read the files listed here and nothing else.
+
+use std::collections::BTreeMap;
+
+use datafusion::arrow::datatypes::Schema;
+use serde::{Deserialize, Serialize};
+
+pub const MANIFEST: &str = "_manifest.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub build_id: String,
+    pub project: String,
+    pub as_of: String,
+    pub catalog_hash: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// First and last month reported.
+    pub range: RangeEntry,
+    pub tables: BTreeMap<String, TableEntry>,
+    /// Optional source tables that were absent, by name.
+    #[serde(default)]
+    pub absent_sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RangeEntry {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableEntry {
+    pub rows: u64,
+    pub schema: Vec<ColumnEntry>,
+    /// Paths relative to the target.
+    pub files: Vec<String>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnEntry {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+impl ColumnEntry {
+    pub fn of(schema: &Schema) -> Vec<ColumnEntry> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| ColumnEntry {
+                name: f.name().clone(),
+                data_type: sql_type(f.data_type()),
+                nullable: f.is_nullable(),
+            })
+            .collect()
+    }
+}
+
+/// The SQL name of an output type, as BI tools know it.
+fn sql_type(t: &datafusion::arrow::datatypes::DataType) -> String {
+    use datafusion::arrow::datatypes::DataType::*;
+    match t {
+        Utf8 | LargeUtf8 | Utf8View => "VARCHAR".into(),
+        Int64 => "BIGINT".into(),
+        Int32 => "INTEGER".into(),
+        Float64 => "DOUBLE".into(),
+        Boolean => "BOOLEAN".into(),
+        Date32 => "DATE".into(),
+        Timestamp(_, _) => "TIMESTAMP".into(),
+        other => other.to_string(),
+    }
+}

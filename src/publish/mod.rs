@@ -1,0 +1,13 @@
+//! Publishing a build: every table is written under a folder of its own
+//! build (`<target>/<table>/build-<id>/`), where no reader looks, and the
+//! build becomes visible at once when `_manifest.json`, which lists exactly
+//! its files, is replaced. A failed build leaves the previous manifest, and
+//! so the previous build, untouched.
+
+pub mod manifest;
+mod target;
+mod writer;
+
+pub use manifest::{Manifest, TableEntry};
+pub use target::Target;
+pub use writer::write_table;

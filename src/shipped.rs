@@ -1,0 +1,38 @@
+//! The built-in catalog, compiled into the binary so that `vitals demo`
+//! works from any folder. The files themselves are the repository's
+//! `metrics.toml` and `sql/`.
+
+use std::path::{Path, PathBuf};
+
+pub const CATALOG: &str = include_str!("../metrics.toml");
+
+pub const MODELS: &[(&str, &str)] = &[
+    (
+        "sql/customer_segments.sql",
+        include_str!("../sql/customer_segments.sql"),
+    ),
+    ("sql/segments.sql", include_str!("../sql/segments.sql")),
+    (
+        "sql/customer_mrr_snapshot.sql",
+        include_str!("../sql/customer_mrr_snapshot.sql"),
+    ),
+    (
+        "sql/customer_mrr_monthly.sql",
+        include_str!("../sql/customer_mrr_monthly.sql"),
+    ),
+    (
+        "sql/customer_mrr_12m.sql",
+        include_str!("../sql/customer_mrr_12m.sql"),
+    ),
+];
+
+/// Writes the built-in catalog into `dir`; returns the path of its TOML.
+pub fn write_to(dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir.join("sql"))?;
+    for (path, text) in MODELS {
+        std::fs::write(dir.join(path), text)?;
+    }
+    let toml = dir.join("metrics.toml");
+    std::fs::write(&toml, CATALOG)?;
+    Ok(toml)
+}

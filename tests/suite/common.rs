@@ -1,0 +1,216 @@
+//! Test helpers: hand-made Parquet fixtures, builds of the shipped catalog,
+//! and reading published tables back through the manifest.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use tempfile::TempDir;
+
+use vitals::build::{BuildOptions, run};
+use vitals::execute::{SessionOptions, SourceLocations};
+use vitals::publish::Manifest;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn shipped_catalog() -> PathBuf {
+    repo().join("metrics.toml")
+}
+
+pub fn date(s: &str) -> chrono::NaiveDate {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
+}
+
+fn days(s: &str) -> i32 {
+    (date(s) - date("1970-01-01")).num_days() as i32
+}
+
+/// A subscription row of a fixture.
+#[derive(Debug, Clone)]
+pub struct Sub {
+    pub id: &'static str,
+    pub customer: &'static str,
+    pub start: &'static str,
+    pub end: Option<&'static str>,
+    pub mrr: f64,
+}
+
+pub fn sub(
+    id: &'static str,
+    customer: &'static str,
+    start: &'static str,
+    end: Option<&'static str>,
+    mrr: f64,
+) -> Sub {
+    Sub {
+        id,
+        customer,
+        start,
+        end,
+        mrr,
+    }
+}
+
+/// A folder of source tables, one sub-folder per table.
+pub struct Data {
+    pub dir: TempDir,
+}
+
+impl Data {
+    pub fn new() -> Self {
+        Data {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `batch` as `<table>/part-0.parquet`.
+    pub fn write(&self, table: &str, batch: &RecordBatch) {
+        let dir = self.path().join(table);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = std::fs::File::create(dir.join("part-0.parquet")).unwrap();
+        let mut w = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(batch).unwrap();
+        w.close().unwrap();
+    }
+
+    pub fn subscriptions(&self, rows: &[Sub]) {
+        self.write("subscriptions", &subscriptions_batch(rows));
+    }
+
+    /// customers(customer_id, segment)
+    pub fn customers(&self, rows: &[(&str, Option<&str>)]) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Utf8, true),
+            Field::new("segment", DataType::Utf8, true),
+        ]));
+        let ids: StringArray = rows.iter().map(|r| Some(r.0)).collect();
+        let segments: StringArray = rows.iter().map(|r| r.1).collect();
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(segments)]).unwrap();
+        self.write("customers", &batch);
+    }
+}
+
+pub fn subscriptions_batch(rows: &[Sub]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("subscription_id", DataType::Utf8, true),
+        Field::new("customer_id", DataType::Utf8, true),
+        Field::new("start_date", DataType::Date32, true),
+        Field::new("end_date", DataType::Date32, true),
+        Field::new("mrr", DataType::Float64, true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(rows.iter().map(|r| Some(r.id)).collect::<StringArray>()),
+        Arc::new(
+            rows.iter()
+                .map(|r| Some(r.customer))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| Some(days(r.start)))
+                .collect::<Date32Array>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.end.map(days))
+                .collect::<Date32Array>(),
+        ),
+        Arc::new(rows.iter().map(|r| Some(r.mrr)).collect::<Float64Array>()),
+    ];
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+/// A finished build of the shipped catalog and where it was published.
+pub struct Built {
+    pub target: TempDir,
+    pub manifest: Manifest,
+}
+
+pub async fn build(data: &Data, as_of: &str) -> Built {
+    build_with(&shipped_catalog(), data, as_of).await
+}
+
+pub async fn build_with(catalog: &Path, data: &Data, as_of: &str) -> Built {
+    let target = tempfile::tempdir().unwrap();
+    let manifest = run(&BuildOptions {
+        catalog: catalog.to_path_buf(),
+        locations: SourceLocations {
+            data_dir: Some(data.path().to_path_buf()),
+            ..Default::default()
+        },
+        target: target.path().to_path_buf(),
+        as_of: Some(date(as_of)),
+        select: Vec::new(),
+        session: SessionOptions::default(),
+        progress: false,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("build failed: {e}"));
+    Built { target, manifest }
+}
+
+impl Built {
+    /// A session where every published table is registered by name, read
+    /// from exactly the files the manifest lists.
+    pub async fn session(&self) -> SessionContext {
+        let ctx = SessionContext::new();
+        for (name, entry) in &self.manifest.tables {
+            let files: Vec<String> = entry
+                .files
+                .iter()
+                .map(|f| self.target.path().join(f).display().to_string())
+                .collect();
+            let df = ctx
+                .read_parquet(files, ParquetReadOptions::default())
+                .await
+                .unwrap();
+            ctx.register_table(name.as_str(), df.into_view()).unwrap();
+        }
+        ctx
+    }
+
+    /// Rows of a query as strings, for compact assertions.
+    pub async fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        let ctx = self.session().await;
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                out.push(
+                    b.columns()
+                        .iter()
+                        .map(|c| {
+                            datafusion::arrow::util::display::array_value_to_string(c, r).unwrap()
+                        })
+                        .collect(),
+                );
+            }
+        }
+        out
+    }
+
+    /// A single f64 (None for NULL).
+    pub async fn value(&self, sql: &str) -> Option<f64> {
+        let rows = self.rows(sql).await;
+        assert_eq!(rows.len(), 1, "expected one row from {sql}: {rows:?}");
+        let v = &rows[0][0];
+        if v.is_empty() {
+            None
+        } else {
+            Some(v.parse().unwrap_or_else(|_| panic!("not a number: {v}")))
+        }
+    }
+}
+
+pub fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}

@@ -1,0 +1,5 @@
+mod cli;
+mod common;
+mod invariants;
+mod playbook;
+mod worked_examples;
