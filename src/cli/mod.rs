@@ -7,6 +7,7 @@ mod demo;
 mod explain;
 mod generate;
 mod list;
+mod query;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ pub enum Command {
     List(CatalogArgs),
     /// Show the SQL that a table, metric or model compiles to.
     Explain(explain::ExplainArgs),
+    /// Run SQL over the tables of the published build.
+    Query(query::QueryArgs),
     /// Write deterministic sample data for all input tables.
     Generate(generate::GenerateArgs),
     /// Generate a small dataset, build it and print the latest months.
@@ -118,6 +121,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Validate(args) => validate::run(args).await,
         Command::List(args) => list::run(args),
         Command::Explain(args) => explain::run(args).await,
+        Command::Query(args) => query::run(args).await,
         Command::Generate(args) => generate::run(args),
         Command::Demo(args) => demo::run(args).await,
     }

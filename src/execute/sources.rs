@@ -110,6 +110,10 @@ pub async fn register_all(
                         path.display()
                     )));
                 }
+                // Read every footer first: an unreadable file is named here.
+                for file in &files {
+                    file_schema(source, file)?;
+                }
                 let schema = register_raw(ctx, source, &path).await?;
                 let columns = typed_columns(catalog, source, &schema, &files)?;
                 let report = SourceReport {

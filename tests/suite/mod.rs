@@ -2,4 +2,5 @@ mod cli;
 mod common;
 mod invariants;
 mod playbook;
+mod sources;
 mod worked_examples;
