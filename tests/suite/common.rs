@@ -214,3 +214,16 @@ impl Built {
 pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * b.abs().max(1.0)
 }
+
+/// A copy of the shipped catalog (TOML edited by `edit`, SQL as is) in `dir`.
+pub fn catalog_variant(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = edit(std::fs::read_to_string(shipped_catalog()).unwrap());
+    std::fs::create_dir_all(dir.join("sql")).unwrap();
+    for f in std::fs::read_dir(repo().join("sql")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join("sql").join(f.file_name().unwrap())).unwrap();
+    }
+    let path = dir.join("metrics.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

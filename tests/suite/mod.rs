@@ -1,6 +1,7 @@
 mod cli;
 mod common;
 mod invariants;
+mod kpis;
 mod playbook;
 mod sources;
 mod worked_examples;

@@ -65,24 +65,18 @@ fn lenient_data() -> Data {
 }
 
 fn mapped_catalog(dir: &std::path::Path) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(shipped_catalog()).unwrap().replace(
-        "[sources.subscriptions]\nlocation = \"data/subscriptions\"\n",
-        "[sources.subscriptions]\nlocation = \"data/subscriptions\"\n\
-         columns = { subscription_id = \"sub\", customer_id = \"account\", start_date = \"starts\", amount = \"price\" }\n",
-    );
-    assert!(
-        text.contains("account"),
-        "the catalog's subscriptions section moved"
-    );
-    let sql = super::common::repo().join("sql");
-    std::fs::create_dir_all(dir.join("sql")).unwrap();
-    for f in std::fs::read_dir(sql).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, dir.join("sql").join(f.file_name().unwrap())).unwrap();
-    }
-    let path = dir.join("metrics.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    super::common::catalog_variant(dir, |text| {
+        let edited = text.replace(
+            "[sources.subscriptions]\nlocation = \"data/subscriptions\"\n",
+            "[sources.subscriptions]\nlocation = \"data/subscriptions\"\n\
+             columns = { subscription_id = \"sub\", customer_id = \"account\", start_date = \"starts\", amount = \"price\" }\n",
+        );
+        assert!(
+            edited.contains("account"),
+            "the catalog's subscriptions section moved"
+        );
+        edited
+    })
 }
 
 #[tokio::test]
