@@ -59,16 +59,16 @@ fn toml_error(source: &SourceText, e: &toml::de::Error) -> Diagnostic {
         d = d.in_file(&source.path);
     }
     // serde: "unknown field `x`, expected one of `a`, `b`"
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some((field, expected)) = rest.split_once("`, expected ") {
-            let names: Vec<&str> = expected
-                .split('`')
-                .enumerate()
-                .filter(|(i, _)| i % 2 == 1)
-                .map(|(_, s)| s)
-                .collect();
-            d = d.help(suggestion(field, "key", names));
-        }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once("`, expected ")
+    {
+        let names: Vec<&str> = expected
+            .split('`')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, s)| s)
+            .collect();
+        d = d.help(suggestion(field, "key", names));
     }
     d
 }
@@ -333,19 +333,20 @@ impl Resolver {
         let contract = contract::contract(name.get_ref());
         let mut columns = Vec::new();
         for (canonical, theirs) in in_file_order(s.columns) {
-            if let Some(c) = contract {
-                if c.column(canonical.get_ref()).is_none() && !c.keeps_extra_columns {
-                    let names: Vec<&str> = c.columns.iter().map(|c| c.name).collect();
-                    self.error_at(
-                        canonical.span(),
-                        format!(
-                            "`{}` is not a column of the {} table",
-                            canonical.get_ref(),
-                            c.name
-                        ),
-                        Some(suggestion(canonical.get_ref(), "column", names)),
-                    );
-                }
+            if let Some(c) = contract
+                && c.column(canonical.get_ref()).is_none()
+                && !c.keeps_extra_columns
+            {
+                let names: Vec<&str> = c.columns.iter().map(|c| c.name).collect();
+                self.error_at(
+                    canonical.span(),
+                    format!(
+                        "`{}` is not a column of the {} table",
+                        canonical.get_ref(),
+                        c.name
+                    ),
+                    Some(suggestion(canonical.get_ref(), "column", names)),
+                );
             }
             columns.push((canonical.into_inner(), theirs.into_inner()));
         }

@@ -86,8 +86,11 @@ pub fn coerce(
                 DataType::Timestamp(_, _) => {
                     format!("CAST(arrow_cast(arrow_cast({c}, '{utc}'), '{local}') AS DATE)")
                 }
+                // A date string is that date; a date-time string is an
+                // instant, read in UTC unless it says otherwise.
                 _ if is_string => format!(
-                    "CAST(arrow_cast(arrow_cast(TRY_CAST({c} AS TIMESTAMP), '{utc}'), '{local}') AS DATE)"
+                    "CASE WHEN length(trim({c})) <= 10 THEN TRY_CAST(trim({c}) AS DATE) \
+                     ELSE CAST(arrow_cast(arrow_cast(TRY_CAST({c} AS TIMESTAMP), '{utc}'), '{local}') AS DATE) END"
                 ),
                 _ => return Err(mismatch()),
             };

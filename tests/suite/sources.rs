@@ -363,3 +363,30 @@ async fn an_unreadable_file_fails_the_build_naming_table_and_file() {
         "nothing may be published"
     );
 }
+
+/// A timestamp's day is its day in the catalog's time zone: midnight UTC on
+/// Jan 1 is Dec 31 in New York, 23:30 in New York on Jan 31 is Jan 31 there;
+/// a date string stays its date.
+#[tokio::test]
+async fn timestamps_are_cut_to_the_day_of_the_catalog_time_zone() {
+    let catalog_dir = tempfile::tempdir().unwrap();
+    let catalog = mapped_catalog(catalog_dir.path());
+    let text = std::fs::read_to_string(&catalog)
+        .unwrap()
+        .replace("timezone = \"UTC\"", "timezone = \"America/New_York\"");
+    std::fs::write(&catalog, text).unwrap();
+    let built = build_with(&catalog, &lenient_data(), "2024-03-31").await;
+    let rows = built
+        .rows("SELECT CAST(month AS VARCHAR) AS m, mrr, movement FROM customer_mrr_monthly WHERE customer_id = '10' ORDER BY month")
+        .await;
+    let expected = [
+        ["2023-12-01", "120.0", "new"],
+        ["2024-01-01", "240.0", "expansion"],
+        ["2024-02-01", "120.0", "contraction"],
+        ["2024-03-01", "120.0", ""],
+    ];
+    assert_eq!(
+        rows,
+        expected.map(|r| r.map(String::from).to_vec()).to_vec()
+    );
+}
