@@ -9,7 +9,9 @@ use chrono::{NaiveDate, Utc};
 use datafusion::arrow::array::{Array, Date32Array};
 use datafusion::prelude::{DataFrame, SessionContext};
 
-use crate::catalog::{self, Catalog, Diagnostic, Diagnostics, ParamValue, TableKind, sql_text};
+use crate::catalog::{
+    self, Catalog, Diagnostic, Diagnostics, MetricKind, ParamValue, TableKind, sql_text,
+};
 use crate::compile::{self, ident};
 use crate::error::{Result, VitalsError};
 use crate::execute::{self, Range, SessionOptions, SourceLocations, SourceReport, calendar};
@@ -63,22 +65,64 @@ impl Prepared {
         }
     }
 
-    /// Plans an output table; a planning error is a catalog error.
+    /// Plans an output table; a planning error is a catalog error, pointed
+    /// at the metric text that names the unknown column when there is one.
     pub async fn plan_table(&self, table: &str) -> Result<DataFrame> {
         let sql = self.table_sql(table);
         self.ctx.sql(&sql).await.map_err(|e| {
-            VitalsError::Catalog(Diagnostics(vec![
-                Diagnostic::new(format!(
-                    "table `{table}` cannot be planned: {}",
-                    strip_context(&e.to_string())
-                ))
-                .in_file(&self.catalog.path)
-                .help(format!(
-                    "check the metrics of [tables.{table}]; `vitals explain {table}` shows its SQL"
-                )),
-            ]))
+            let message = strip_context(&e.to_string());
+            let t = self.catalog.table(table).expect("planned table");
+            let headline = format!("table `{table}` cannot be planned: {message}");
+            let located = unknown_name(&message).and_then(|name| {
+                table_texts(&self.catalog, t).into_iter().find_map(|l| {
+                    sql_text::find_word(&l.text, &name).map(|at| {
+                        let start = l.span.start + 1 + at;
+                        Diagnostic::new(headline.clone()).at(&l.source, start..start + name.len())
+                    })
+                })
+            });
+            let d = located.unwrap_or_else(|| Diagnostic::new(headline.clone()).at(&self.catalog.source, t.span.clone()));
+            VitalsError::Catalog(Diagnostics(vec![d.help(format!(
+                "check the metrics of [tables.{table}] against the columns of their models; `vitals explain {table}` shows the SQL"
+            ))]))
         })
     }
+}
+
+/// The catalog texts that end up in a table's SQL.
+fn table_texts<'c>(catalog: &'c Catalog, table: &'c catalog::Table) -> Vec<&'c catalog::Located> {
+    let TableKind::Metrics { metrics, .. } = &table.kind else {
+        return Vec::new();
+    };
+    crate::plan::metric_closure(catalog, metrics)
+        .into_iter()
+        .filter_map(|m| catalog.metric(m))
+        .flat_map(|m| match &m.kind {
+            MetricKind::Simple { expr, filter, .. } => {
+                std::iter::once(expr).chain(filter).collect::<Vec<_>>()
+            }
+            MetricKind::Ratio {
+                numerator,
+                denominator,
+            } => vec![numerator, denominator],
+            MetricKind::Derived { expr, .. } => vec![expr],
+        })
+        .collect()
+}
+
+/// The column DataFusion could not find, from "No field named x".
+fn unknown_name(message: &str) -> Option<String> {
+    let rest = &message[message.find("No field named ")? + "No field named ".len()..];
+    let token: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '"'))
+        .collect();
+    let token = token.trim_end_matches('.').replace('"', "");
+    token
+        .rsplit('.')
+        .next()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn expand_with(params: &[(String, ParamValue)], sql: &str) -> String {
@@ -170,13 +214,16 @@ async fn register_model(prepared: &Prepared, name: &str, cache: bool) -> Result<
     let model = prepared.catalog.model(name).expect("planned model");
     let sql = prepared.expand(&model.sql.text);
     let df = prepared.ctx.sql(&sql).await.map_err(|e| {
+        let message = strip_context(&e.to_string());
+        let d = Diagnostic::new(format!("model `{name}` cannot be planned: {message}"));
+        let at = unknown_name(&message)
+            .and_then(|n| sql_text::find_word(&model.sql.text, &n).map(|at| at..at + n.len()));
+        let d = match at {
+            Some(span) => d.at(&model.sql, span),
+            None => d.in_file(&model.sql_path),
+        };
         VitalsError::Catalog(Diagnostics(vec![
-            Diagnostic::new(format!(
-                "model `{name}` cannot be planned: {}",
-                strip_context(&e.to_string())
-            ))
-            .in_file(&model.sql_path)
-            .help("check the column and relation names of the query"),
+            d.help("check the column and relation names of the query"),
         ]))
     })?;
     let df = if cache {
@@ -265,4 +312,17 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
     };
     target.publish(&manifest)?;
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unknown_name;
+
+    #[test]
+    fn finds_the_unknown_column_of_a_planning_error() {
+        let m = "No field named prev_mr. Did you mean 'customer_mrr_monthly.prev_mrr'?";
+        assert_eq!(unknown_name(m).as_deref(), Some("prev_mr"));
+        let q = "No field named f.prevmrr. Did you mean 'f.prev_mrr'?";
+        assert_eq!(unknown_name(q).as_deref(), Some("prevmrr"));
+    }
 }

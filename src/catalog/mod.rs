@@ -46,6 +46,8 @@ pub struct Catalog {
     pub dir: PathBuf,
     /// Hash of the catalog file and its SQL files, for the manifest.
     pub hash: String,
+    /// The TOML text, for diagnostics found after loading.
+    pub source: SourceText,
     pub project: Project,
     pub sources: Vec<Source>,
     pub dimensions: Vec<Dimension>,
@@ -269,6 +271,8 @@ pub enum TableKind {
 #[derive(Debug)]
 pub struct Table {
     pub name: String,
+    /// Where `[tables.<name>]` is written.
+    pub span: Range<usize>,
     pub description: Option<String>,
     pub kind: TableKind,
 }

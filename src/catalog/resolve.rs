@@ -215,6 +215,7 @@ impl Resolver {
             path: path.to_path_buf(),
             dir: self.dir,
             hash,
+            source: self.source.clone(),
             project,
             sources,
             dimensions,
@@ -925,6 +926,7 @@ impl Resolver {
             }
         };
         Some(Table {
+            span: name.span(),
             name: name.into_inner(),
             description: t.description,
             kind,
