@@ -3,5 +3,6 @@ mod common;
 mod invariants;
 mod kpis;
 mod playbook;
+mod publish;
 mod sources;
 mod worked_examples;

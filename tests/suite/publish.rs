@@ -1,0 +1,161 @@
+//! Publishing: the manifest lists exactly the current build's files, a
+//! failed build publishes nothing, and builds are repeatable.
+
+use std::path::Path;
+
+use vitals::build::{BuildOptions, run};
+use vitals::execute::{SessionOptions, SourceLocations};
+use vitals::publish::Manifest;
+
+use super::common::{Data, date, shipped_catalog, sub};
+
+fn sample() -> Data {
+    let data = Data::new();
+    data.subscriptions(&[
+        sub("s1", "A", "2024-01-01", Some("2024-03-01"), 100.0),
+        sub("s2", "B", "2024-01-15", None, 50.0),
+        sub("s3", "B", "2024-02-01", None, 25.0),
+    ]);
+    data.customers(&[("A", Some("SMB")), ("B", None)]);
+    data
+}
+
+async fn build_into(
+    data: &Data,
+    target: &Path,
+    partitions: usize,
+) -> vitals::error::Result<Manifest> {
+    run(&BuildOptions {
+        catalog: shipped_catalog(),
+        locations: SourceLocations {
+            data_dir: Some(data.path().to_path_buf()),
+            ..Default::default()
+        },
+        target: target.to_path_buf(),
+        as_of: Some(date("2024-03-31")),
+        select: Vec::new(),
+        session: SessionOptions {
+            memory_limit: None,
+            target_partitions: Some(partitions),
+        },
+        progress: false,
+    })
+    .await
+}
+
+/// Every Parquet file below the target, relative to it.
+fn files_below(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn listed(m: &Manifest) -> Vec<String> {
+    let mut files: Vec<String> = m.tables.values().flat_map(|t| t.files.clone()).collect();
+    files.sort();
+    files
+}
+
+fn read_manifest(target: &Path) -> Manifest {
+    serde_json::from_slice(&std::fs::read(target.join("_manifest.json")).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_manifest_lists_exactly_the_files_of_the_build() {
+    let data = sample();
+    let target = tempfile::tempdir().unwrap();
+    let first = build_into(&data, target.path(), 2).await.unwrap();
+    assert_eq!(read_manifest(target.path()), first);
+    assert_eq!(files_below(target.path()), listed(&first));
+    for name in [
+        "customer_mrr_monthly",
+        "mrr_movements_monthly",
+        "saas_kpis_monthly",
+        "rejected_rows",
+    ] {
+        let t = &first.tables[name];
+        assert!(
+            !t.files.is_empty()
+                && t.files
+                    .iter()
+                    .all(|f| f.starts_with(&format!("{name}/build-"))),
+            "{name}: {:?}",
+            t.files
+        );
+    }
+    assert_eq!(
+        first.tables["mrr_movements_monthly"].rows,
+        3 * 3,
+        "3 months x (SMB, unknown, total)"
+    );
+
+    // A second build replaces the first; the first's files stay until the
+    // next build, for readers that are still reading them.
+    let second = build_into(&data, target.path(), 2).await.unwrap();
+    assert_ne!(first.build_id, second.build_id);
+    let mut both = listed(&first);
+    both.extend(listed(&second));
+    both.sort();
+    assert_eq!(files_below(target.path()), both);
+    let third = build_into(&data, target.path(), 2).await.unwrap();
+    let mut kept = listed(&second);
+    kept.extend(listed(&third));
+    kept.sort();
+    assert_eq!(
+        files_below(target.path()),
+        kept,
+        "builds older than the previous one are removed"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_build_leaves_the_published_build_untouched() {
+    let data = sample();
+    let target = tempfile::tempdir().unwrap();
+    let good = build_into(&data, target.path(), 2).await.unwrap();
+    // The required table disappears: the build fails before publishing.
+    std::fs::remove_dir_all(data.path().join("subscriptions")).unwrap();
+    let err = build_into(&data, target.path(), 2).await.unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(
+        err.to_string().contains("table subscriptions is required"),
+        "{err}"
+    );
+    assert_eq!(read_manifest(target.path()), good);
+    assert_eq!(files_below(target.path()), listed(&good));
+}
+
+#[tokio::test]
+async fn the_same_inputs_give_the_same_tables_whatever_the_partitions() {
+    let data = sample();
+    let one = tempfile::tempdir().unwrap();
+    let four = tempfile::tempdir().unwrap();
+    let a = build_into(&data, one.path(), 1).await.unwrap();
+    let b = build_into(&data, four.path(), 4).await.unwrap();
+    for (name, ta) in &a.tables {
+        let tb = &b.tables[name];
+        assert_eq!((ta.rows, &ta.schema), (tb.rows, &tb.schema), "{name}");
+        let bytes = |root: &Path, files: &[String]| -> Vec<Vec<u8>> {
+            files
+                .iter()
+                .map(|f| std::fs::read(root.join(f)).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            bytes(one.path(), &ta.files),
+            bytes(four.path(), &tb.files),
+            "{name}: the Parquet bytes differ"
+        );
+    }
+}
