@@ -290,6 +290,17 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
             },
         );
     }
+    if !options.select.is_empty() {
+        // A selective build replaces the tables it built; the others stay
+        // published as the previous build left them.
+        if let Some(previous) = Target::read_manifest(&options.target)? {
+            for (name, entry) in previous.tables {
+                if catalog.table(&name).is_some() {
+                    tables.entry(name).or_insert(entry);
+                }
+            }
+        }
+    }
     let manifest = Manifest {
         format_version: 1,
         build_id: target.build_id.clone(),

@@ -159,3 +159,34 @@ async fn the_same_inputs_give_the_same_tables_whatever_the_partitions() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_selective_build_keeps_the_other_tables_published() {
+    let data = sample();
+    let target = tempfile::tempdir().unwrap();
+    let full = build_into(&data, target.path(), 2).await.unwrap();
+    let partial = run(&BuildOptions {
+        catalog: shipped_catalog(),
+        locations: SourceLocations {
+            data_dir: Some(data.path().to_path_buf()),
+            ..Default::default()
+        },
+        target: target.path().to_path_buf(),
+        as_of: Some(date("2024-03-31")),
+        select: vec!["saas_kpis_monthly".into()],
+        session: SessionOptions::default(),
+        progress: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(partial.tables.len(), full.tables.len());
+    assert_ne!(
+        partial.tables["saas_kpis_monthly"].files,
+        full.tables["saas_kpis_monthly"].files
+    );
+    assert_eq!(
+        partial.tables["customer_mrr_monthly"],
+        full.tables["customer_mrr_monthly"]
+    );
+    assert_eq!(files_below(target.path()).len(), listed(&full).len() + 1);
+}
