@@ -7,11 +7,21 @@ use super::common::{Data, Sub, build, close, sub};
 /// it: customer_churn_rate = 0.05.
 #[tokio::test]
 async fn example_1_churn_rate() {
-    let ids: Vec<&'static str> = (0..16_000).map(|i| &*Box::leak(format!("c{i}").into_boxed_str())).collect();
+    let ids: Vec<&'static str> = (0..16_000)
+        .map(|i| &*Box::leak(format!("c{i}").into_boxed_str()))
+        .collect();
     let rows: Vec<Sub> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| sub(id, id, "2024-01-01", (i < 800).then_some("2024-02-15"), 10.0))
+        .map(|(i, id)| {
+            sub(
+                id,
+                id,
+                "2024-01-01",
+                (i < 800).then_some("2024-02-15"),
+                10.0,
+            )
+        })
         .collect();
     let data = Data::new();
     data.subscriptions(&rows);
@@ -31,11 +41,21 @@ async fn example_1_churn_rate() {
 
 /// 100 customers paying 100 from January; `churned` of them leave in February.
 fn hundred_customers(churned: usize) -> Data {
-    let ids: Vec<&'static str> = (0..100).map(|i| &*Box::leak(format!("c{i:03}").into_boxed_str())).collect();
+    let ids: Vec<&'static str> = (0..100)
+        .map(|i| &*Box::leak(format!("c{i:03}").into_boxed_str()))
+        .collect();
     let rows: Vec<Sub> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| sub(id, id, "2024-01-01", (i < churned).then_some("2024-02-10"), 100.0))
+        .map(|(i, id)| {
+            sub(
+                id,
+                id,
+                "2024-01-01",
+                (i < churned).then_some("2024-02-10"),
+                100.0,
+            )
+        })
         .collect();
     let data = Data::new();
     data.subscriptions(&rows);
@@ -67,11 +87,21 @@ async fn example_2_annualized_churn() {
 #[tokio::test]
 async fn example_4_ltv() {
     let data = Data::new();
-    let ids: Vec<&'static str> = (0..50).map(|i| &*Box::leak(format!("c{i:02}").into_boxed_str())).collect();
+    let ids: Vec<&'static str> = (0..50)
+        .map(|i| &*Box::leak(format!("c{i:02}").into_boxed_str()))
+        .collect();
     let rows: Vec<Sub> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| sub(id, id, "2024-01-01", (i == 0).then_some("2024-02-10"), 100.0))
+        .map(|(i, id)| {
+            sub(
+                id,
+                id,
+                "2024-01-01",
+                (i == 0).then_some("2024-02-10"),
+                100.0,
+            )
+        })
         .collect();
     data.subscriptions(&rows);
     let built = build(&data, "2024-02-29").await;
@@ -81,7 +111,13 @@ async fn example_4_ltv() {
              WHERE segment IS NULL ORDER BY month",
         )
         .await;
-    assert_eq!(rows, [["2024-01-01", "", "100.0", ""], ["2024-02-01", "0.02", "100.0", "5000.0"]]);
+    assert_eq!(
+        rows,
+        [
+            ["2024-01-01", "", "100.0", ""],
+            ["2024-02-01", "0.02", "100.0", "5000.0"]
+        ]
+    );
 }
 
 /// Three customers: A expands by `expansion`, B churns 800, C contracts 300.
@@ -104,7 +140,10 @@ async fn net_negative_churn_with(expansion: f64) -> (Vec<Vec<String>>, Option<f6
     let flag = built
         .rows("SELECT net_negative_churn FROM saas_kpis_monthly WHERE month = DATE '2024-02-01' AND segment IS NULL")
         .await;
-    (movements, Some(if flag[0][0] == "true" { 1.0 } else { 0.0 }))
+    (
+        movements,
+        Some(if flag[0][0] == "true" { 1.0 } else { 0.0 }),
+    )
 }
 
 /// Example 6: expansion $1,200 against churn $800 and contraction $300 is a
