@@ -76,7 +76,7 @@ impl Prepared {
             let located = unknown_name(&message).and_then(|name| {
                 table_texts(&self.catalog, t).into_iter().find_map(|l| {
                     sql_text::find_word(&l.text, &name).map(|at| {
-                        let start = l.span.start + 1 + at;
+                        let start = l.offset_of(at);
                         Diagnostic::new(headline.clone()).at(&l.source, start..start + name.len())
                     })
                 })
@@ -278,7 +278,11 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
         let (files, rows) = write_table(&target, &name, stream).await?;
         let seconds = clock.elapsed().as_secs_f64();
         if options.progress {
-            eprintln!("[{}/{n}] {name}: {rows} rows in {seconds:.2}s", i + 1);
+            eprintln!(
+                "[{}/{n}] {name}: {rows} row{} in {seconds:.2}s",
+                i + 1,
+                if rows == 1 { "" } else { "s" }
+            );
         }
         tables.insert(
             name,

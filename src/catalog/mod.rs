@@ -32,7 +32,33 @@ pub struct Located {
     pub span: Range<usize>,
 }
 
+/// Byte offset of the first character of a TOML string's content, given
+/// the span of the string literal (quotes included): `"..."`, `'...'`, and
+/// `"""..."""` whose first newline TOML drops.
+pub fn content_start(toml: &str, span: &Range<usize>) -> usize {
+    let literal = &toml[span.clone()];
+    let (quote, multi) = if literal.starts_with("\"\"\"") || literal.starts_with("'''") {
+        (3, true)
+    } else {
+        (1, false)
+    };
+    let mut at = span.start + quote.min(literal.len());
+    if multi {
+        if toml[at..].starts_with("\r\n") {
+            at += 2;
+        } else if toml[at..].starts_with('\n') {
+            at += 1;
+        }
+    }
+    at
+}
+
 impl Located {
+    /// Byte offset in the TOML of the text's `i`-th byte.
+    pub fn offset_of(&self, i: usize) -> usize {
+        content_start(&self.source.text, &self.span) + i
+    }
+
     /// A diagnostic pointing at this text.
     pub fn error(&self, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(message).at(&self.source, self.span.clone())

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use toml::Spanned;
 
+use super::content_start;
 use super::contract;
 use super::diagnostic::{Diagnostic, Diagnostics, SourceText, suggestion};
 use super::raw::{self, RawCatalog};
@@ -62,6 +63,7 @@ fn toml_error(source: &SourceText, e: &toml::de::Error) -> Diagnostic {
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some((field, expected)) = rest.split_once("`, expected ")
     {
+        d.message = format!("unknown key `{field}`");
         let names: Vec<&str> = expected
             .split('`')
             .enumerate()
@@ -130,7 +132,14 @@ impl Resolver {
             .into_iter()
             .map(|(name, s)| self.source_def(name, s))
             .collect::<Vec<_>>();
-        let models = in_file_order(raw.models)
+        let raw_models = in_file_order(raw.models);
+        // A model whose SQL is broken is still declared: references to it
+        // are not reported again as unknown.
+        let declared_models: Vec<String> = raw_models
+            .iter()
+            .map(|(n, _)| n.get_ref().clone())
+            .collect();
+        let models = raw_models
             .into_iter()
             .filter_map(|(name, m)| self.model(name, m))
             .collect::<Vec<_>>();
@@ -140,6 +149,12 @@ impl Resolver {
             BUILTIN_RELATIONS.iter().map(|s| s.to_string()).collect();
         for s in &sources {
             relations.insert(s.name.clone());
+        }
+        for name in declared_models
+            .iter()
+            .filter(|n| !models.iter().any(|m| &m.name == *n))
+        {
+            relations.insert(name.clone());
         }
         for m in &models {
             if !relations.insert(m.name.clone()) {
@@ -199,6 +214,16 @@ impl Resolver {
                 self.table(name, t, &relations, &metric_names, &dimension_names)
             })
             .collect::<Vec<_>>();
+        let has_grids = tables
+            .iter()
+            .any(|t| matches!(t.kind, TableKind::Metrics { .. }));
+        if has_grids && project.range_start.is_none() {
+            self.errors.push(
+                Diagnostic::new("[project] has no `range_start`: the metric tables would have no months before as_of")
+                    .in_file(path)
+                    .help("add e.g. range_start = \"SELECT min(start_date) FROM subscriptions\" to [project]"),
+            );
+        }
         if tables.is_empty() && self.errors.is_empty() {
             self.errors.push(
                 Diagnostic::new("the catalog defines no output table")
@@ -364,11 +389,11 @@ impl Resolver {
                         None,
                     );
                 }
-                self.parse_expression(&l.on);
+                self.parse_expression(&format!("lookup `{}`: `on`", l.alias.get_ref()), &l.on);
                 let columns = in_file_order(l.columns)
                     .into_iter()
                     .map(|(c, e)| {
-                        self.parse_expression(&e);
+                        self.parse_expression(&format!("lookup column `{}`", c.get_ref()), &e);
                         (c.into_inner(), self.located(&e))
                     })
                     .collect();
@@ -384,7 +409,7 @@ impl Resolver {
             .derive
             .into_iter()
             .map(|d| {
-                self.parse_expression(&d.expr);
+                self.parse_expression(&format!("derived column `{}`", d.column.get_ref()), &d.expr);
                 Derive {
                     column: d.column.into_inner(),
                     expr: self.located(&d.expr),
@@ -395,7 +420,7 @@ impl Resolver {
             .reject
             .into_iter()
             .map(|r| {
-                self.parse_expression(&r.when);
+                self.parse_expression(&format!("reject rule `{}`", r.reason.get_ref()), &r.when);
                 RejectRule {
                     reason: r.reason.into_inner(),
                     when: self.located(&r.when),
@@ -416,6 +441,7 @@ impl Resolver {
 
     fn parse_expression(
         &mut self,
+        what: &str,
         e: &Spanned<String>,
     ) -> Option<datafusion::sql::sqlparser::ast::Expr> {
         // Placeholders are values: parse with a stand-in literal.
@@ -423,10 +449,11 @@ impl Resolver {
         match sql_text::parse_expr(&text) {
             Ok(expr) => Some(expr),
             Err(err) => {
-                let start = e.span().start + 1 + err.offset.unwrap_or(0).min(e.get_ref().len());
+                let start = content_start(&self.source.text, &e.span())
+                    + err.offset.unwrap_or(0).min(e.get_ref().len());
                 self.error_at(
                     start..start + 1,
-                    format!("this SQL expression does not parse: {}", err.message),
+                    format!("{what}: the SQL expression does not parse: {}", err.message),
                     None,
                 );
                 None
@@ -549,7 +576,7 @@ impl Resolver {
     fn check_placeholders(&mut self, located: &Located, known: &BTreeSet<String>) {
         for p in sql_text::placeholders(&located.text) {
             if !known.contains(&p.name) {
-                let start = located.span.start + 1 + p.span.start;
+                let start = located.offset_of(p.span.start);
                 self.error_at(
                     start..start + p.span.len(),
                     format!("unknown parameter `${{{}}}`", p.name),
@@ -658,10 +685,10 @@ impl Resolver {
                     self.relation_ref(model, relations, "model or source");
                 }
                 if let Some(e) = &m.expr {
-                    self.parse_expression(e);
+                    self.parse_expression(&format!("metric `{}`: `expr`", name.get_ref()), e);
                 }
                 if let Some(f) = &m.filter {
-                    self.parse_expression(f);
+                    self.parse_expression(&format!("metric `{}`: `filter`", name.get_ref()), f);
                 }
                 let expr = expr?;
                 let fill = m
@@ -778,7 +805,7 @@ impl Resolver {
         e: &Spanned<String>,
         metric_names: &BTreeSet<String>,
     ) -> BTreeSet<String> {
-        let Some(expr) = self.parse_expression(e) else {
+        let Some(expr) = self.parse_expression(&format!("metric `{}`", metric.get_ref()), e) else {
             return BTreeSet::new();
         };
         let mut deps = BTreeSet::new();
@@ -787,7 +814,7 @@ impl Resolver {
                 deps.insert(id);
             } else {
                 let offset = find_word(e.get_ref(), &id).unwrap_or(0);
-                let start = e.span().start + 1 + offset;
+                let start = content_start(&self.source.text, &e.span()) + offset;
                 self.error_at(
                     start..start + id.len(),
                     format!(

@@ -44,10 +44,11 @@ pub async fn run(args: BuildArgs) -> Result<()> {
     let manifest = run_build(&options).await?;
     let rows: u64 = manifest.tables.values().map(|t| t.rows).sum();
     eprintln!(
-        "published build {} to {}: {} tables, {rows} rows (as of {})",
+        "published build {} to {}: {}, {} (as of {})",
         manifest.build_id,
         args.target.display(),
-        manifest.tables.len(),
+        super::validate::count(manifest.tables.len(), "table"),
+        super::validate::count(rows as usize, "row"),
         manifest.as_of
     );
     Ok(())

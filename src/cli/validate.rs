@@ -25,12 +25,17 @@ pub async fn run(args: CatalogArgs) -> Result<()> {
     }
     let c = &prepared.catalog;
     println!(
-        "{} is valid: {} sources, {} models, {} metrics, {} tables",
+        "{} is valid: {}, {}, {}, {}",
         args.catalog.display(),
-        c.sources.len(),
-        c.models.len(),
-        c.metrics.len(),
-        c.tables.len()
+        count(c.sources.len(), "source"),
+        count(c.models.len(), "model"),
+        count(c.metrics.len(), "metric"),
+        count(c.tables.len(), "table")
     );
     Ok(())
+}
+
+/// "1 table", "2 tables".
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
