@@ -7,8 +7,11 @@ use chrono::{Datelike, Months, NaiveDate};
 pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// Months before the first generated month in which early customers may
-/// already sign up (a few subscriptions start before the range).
-pub(crate) const LEAD_MONTHS: u32 = 6;
+/// already sign up (a few subscriptions start before the range): one per
+/// six generated months, between 1 and `FX_LEAD_MONTHS`.
+fn lead_months(months: u32) -> u32 {
+    (months / 6).clamp(1, FX_LEAD_MONTHS)
+}
 
 /// Months before the first generated month that `fx_rates` also covers, so
 /// every valid row that starts before the range still finds its rate.
@@ -48,7 +51,7 @@ impl Calendar {
     pub(crate) fn new(last_month: NaiveDate, months: u32) -> Option<Self> {
         let last = last_month.with_day(1)?;
         let first = last.checked_sub_months(Months::new(months.checked_sub(1)?))?;
-        let lead = first.checked_sub_months(Months::new(LEAD_MONTHS))?;
+        let lead = first.checked_sub_months(Months::new(lead_months(months)))?;
         let fx_first = first.checked_sub_months(Months::new(FX_LEAD_MONTHS))?;
         let end = last.checked_add_months(Months::new(1))?;
         let starts = |from: NaiveDate, n: u32| -> Option<Vec<i32>> {

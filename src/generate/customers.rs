@@ -20,7 +20,7 @@ const REGION_WEIGHTS: [f64; 4] = [0.45, 0.3, 0.15, 0.1];
 /// classes. Index based, so a dataset of a given size always has them.
 pub(crate) fn stride_hit(index: u64, stride: u64, offset: u64) -> Option<u64> {
     let k = index + offset;
-    (k % stride == 0).then_some(k / stride)
+    k.is_multiple_of(stride).then_some(k / stride)
 }
 
 /// The traits of one customer.

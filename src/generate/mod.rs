@@ -31,7 +31,7 @@ use customers::Profile;
 use spend::NewCustomers;
 use subscriptions::History;
 use tables::{AcquisitionSpend, Customers, FxRates, Subscriptions, Surveys, Tickets, Usage};
-use writer::TableWriter;
+use writer::{Limits, TableWriter};
 
 /// What to generate and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,16 +118,16 @@ struct Writers {
 }
 
 impl Writers {
-    fn create(opts: &GenerateOptions) -> Result<Self, GenerateError> {
+    fn create(opts: &GenerateOptions, limits: Limits) -> Result<Self, GenerateError> {
         let out = opts.out.as_path();
         Ok(Writers {
-            customers: TableWriter::create(out)?,
-            subscriptions: TableWriter::create(out)?,
-            usage: TableWriter::create(out)?,
-            tickets: TableWriter::create(out)?,
-            surveys: TableWriter::create(out)?,
-            spend: TableWriter::create(out)?,
-            fx: TableWriter::create(out)?,
+            customers: TableWriter::create(out, limits)?,
+            subscriptions: TableWriter::create(out, limits)?,
+            usage: TableWriter::create(out, limits)?,
+            tickets: TableWriter::create(out, limits)?,
+            surveys: TableWriter::create(out, limits)?,
+            spend: TableWriter::create(out, limits)?,
+            fx: TableWriter::create(out, limits)?,
         })
     }
 
@@ -149,6 +149,11 @@ impl Writers {
 /// Writes all seven tables under `opts.out`, replacing the part files of a
 /// previous run. The same options always produce the same bytes.
 pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary, GenerateError> {
+    generate_with(opts, Limits::default())
+}
+
+/// [`generate`] with other row-group and file sizes (for tests).
+fn generate_with(opts: &GenerateOptions, limits: Limits) -> Result<GenerateSummary, GenerateError> {
     if opts.months == 0 {
         return Err(GenerateError::InvalidOptions(
             "months must be at least 1".into(),
@@ -167,7 +172,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary, GenerateError
         ))
     })?;
     let seed = opts.seed;
-    let mut w = Writers::create(opts)?;
+    let mut w = Writers::create(opts, limits)?;
     let mut history = History::default();
     let mut new_customers = NewCustomers::new(&cal);
     let mut id = String::with_capacity(32);

@@ -184,11 +184,14 @@ impl Price {
         } else if up {
             if self.level + 1 < PLANS.len() {
                 self.level += 1;
+                self.factor = 1.0;
             } else {
+                // Top plan: a bigger contract at the same plan.
                 self.factor = round2(self.factor * 1.2);
             }
         } else if self.level > 0 {
             self.level -= 1;
+            self.factor = 1.0;
         } else {
             return false;
         }
@@ -443,7 +446,7 @@ pub(crate) fn write(
         return Ok(());
     };
     let class = (k % BAD_CLASSES as u64) as usize;
-    let variant = (k / BAD_CLASSES as u64) % 2 == 0;
+    let variant = (k / BAD_CLASSES as u64).is_multiple_of(2);
     let first = p.signup.max(cal.range_start);
     let start = rng.range(first as i64, cal.range_end as i64 - 1) as i32;
     let mut row = SubRow {

@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::calendar::from_days;
+use super::writer::Limits;
 use super::*;
 
 const TABLES: [&str; 7] = [
@@ -75,7 +76,7 @@ fn ts<'a>(b: &'a RecordBatch, name: &str) -> &'a TimestampMicrosecondArray {
     col::<TimestampMicrosecondArray>(b, name)
 }
 
-fn opt_str<'a>(a: &'a StringArray, i: usize) -> Option<&'a str> {
+fn opt_str(a: &StringArray, i: usize) -> Option<&str> {
     a.is_valid(i).then(|| a.value(i))
 }
 fn opt<T: Array + 'static, V>(a: &T, i: usize, get: impl Fn(&T, usize) -> V) -> Option<V> {
@@ -601,6 +602,12 @@ fn same_options_give_same_bytes_and_reruns_replace_files() {
     let first = generate(&opts(a.path())).unwrap();
     let second = generate(&opts(b.path())).unwrap();
     assert_eq!(first, second);
+    // ~100 usage rows per customer in 36 months, in proportion to months.
+    let per_customer_month = first.tables[2].rows as f64 / 300.0 / 12.0;
+    assert!(
+        (2.2..3.8).contains(&per_customer_month),
+        "{per_customer_month}"
+    );
     let again = generate(&opts(a.path())).unwrap();
     assert_eq!(first, again);
     assert!(!b.path().join("usage").join("part-00007.parquet").exists());
@@ -625,7 +632,56 @@ fn same_options_give_same_bytes_and_reruns_replace_files() {
 }
 
 #[test]
-fn usage_scales_with_months_and_empty_runs_write_empty_tables() {
+fn small_limits_roll_row_groups_and_files_without_changing_rows() {
+    let small = tempfile::tempdir().unwrap();
+    let normal = tempfile::tempdir().unwrap();
+    let opts = |out: &Path| GenerateOptions {
+        customers: 150,
+        months: 12,
+        ..GenerateOptions::new(out.to_path_buf())
+    };
+    let limits = Limits {
+        row_group_rows: 1000,
+        file_rows: 3500,
+    };
+    let rolled = generate_with(&opts(small.path()), limits).unwrap();
+    let plain = generate(&opts(normal.path())).unwrap();
+    for (r, p) in rolled.tables.iter().zip(&plain.tables) {
+        assert_eq!(
+            (&r.table, r.rows, r.bad_rows),
+            (&p.table, p.rows, p.bad_rows)
+        );
+        let files = part_files(&small.path().join(&r.table));
+        assert_eq!(files.len(), r.files, "{}", r.table);
+        // 4 row groups of 1000 rows fill a file (>= 3500 rows).
+        assert_eq!(r.files as u64, r.rows.div_ceil(4000).max(1), "{}", r.table);
+        for (k, path) in files.iter().enumerate() {
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+            let groups: Vec<i64> = builder
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.num_rows())
+                .collect();
+            if k + 1 < files.len() {
+                assert_eq!(groups, vec![1000; 4], "{}", path.display());
+            } else {
+                assert!(groups.iter().all(|&n| n <= 1000), "{}", path.display());
+            }
+        }
+        assert_eq!(
+            read_table(small.path(), &r.table),
+            read_table(normal.path(), &r.table),
+            "{}",
+            r.table
+        );
+    }
+    assert!(rolled.tables[2].files > 1);
+}
+
+#[test]
+fn empty_runs_write_empty_tables_and_bad_options_fail() {
     let dir = tempfile::tempdir().unwrap();
     let summary = generate(&GenerateOptions {
         customers: 0,
@@ -652,8 +708,9 @@ fn usage_scales_with_months_and_empty_runs_write_empty_tables() {
     assert!(err.to_string().contains("months"), "{err}");
 }
 
-/// Not a test: measures a big run. `VITALS_GEN_CUSTOMERS=100000 cargo test
-/// --lib generate::tests::big_run -- --ignored --nocapture`.
+/// Not a test: measures a big run. `VITALS_GEN_CUSTOMERS=100000
+/// [VITALS_GEN_MONTHS=36 VITALS_GEN_OUT=dir] cargo test --lib
+/// generate::tests::big_run -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn big_run() {
@@ -664,9 +721,14 @@ fn big_run() {
     let out = std::env::var("VITALS_GEN_OUT")
         .map(PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir().join("vitals-generate-big-run"));
+    let months = std::env::var("VITALS_GEN_MONTHS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(36);
     let started = std::time::Instant::now();
     let summary = generate(&GenerateOptions {
         customers,
+        months,
         ..GenerateOptions::new(out.clone())
     })
     .unwrap();
