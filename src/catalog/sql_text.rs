@@ -97,6 +97,8 @@ fn parse_error(sql: &str, e: impl std::fmt::Display) -> SqlError {
             .sum();
         Some(line_start + col.saturating_sub(1))
     });
+    // At the end of the text sqlparser gives no position: point at the end.
+    let offset = offset.or_else(|| message.contains("EOF").then_some(sql.len()));
     SqlError { message, offset }
 }
 

@@ -91,3 +91,61 @@ async fn start_month_cuts_the_report_not_the_history() {
         .await;
     assert_eq!(customer_rows, [["2023-06-01"]]);
 }
+
+/// Analysts' own tables at other grains and without dimensions: the same
+/// metrics, summed by quarter, with a single row per period.
+#[tokio::test]
+async fn a_custom_table_at_quarter_grain_without_dimensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_variant(dir.path(), |t| {
+        t + r#"
+[metrics.new_mrr_per_customer]
+kind = "ratio"
+numerator = "new_mrr"
+denominator = "new_customers"
+
+[tables.quarterly]
+grain = "quarter"
+metrics = ["new_mrr", "new_customers", "new_mrr_per_customer"]
+"#
+    });
+    let built = build_with(&catalog, &three_customers(), "2024-01-31").await;
+    let rows = built
+        .rows("SELECT CAST(quarter AS VARCHAR) AS q, new_mrr, new_customers, new_mrr_per_customer FROM quarterly ORDER BY quarter")
+        .await;
+    let expected = [
+        ["2023-01-01", "300.0", "2", "150.0"],
+        ["2023-04-01", "50.0", "1", "50.0"],
+        ["2023-07-01", "0.0", "0", ""],
+        ["2023-10-01", "0.0", "0", ""],
+        ["2024-01-01", "0.0", "0", ""],
+    ];
+    assert_eq!(
+        rows,
+        expected.map(|r| r.map(String::from).to_vec()).to_vec()
+    );
+}
+
+/// Hive-style partition folders are read as one table.
+#[tokio::test]
+async fn hive_partitioned_sources() {
+    let data = Data::new();
+    for (region, rows) in [
+        ("eu", vec![sub("a1", "A", "2024-01-01", None, 100.0)]),
+        ("us", vec![sub("b1", "B", "2024-01-01", None, 50.0)]),
+    ] {
+        let dir = data.path().join(format!("subscriptions/region={region}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = std::fs::File::create(dir.join("part-0.parquet")).unwrap();
+        let batch = super::common::subscriptions_batch(&rows);
+        let mut w =
+            datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    let built = build(&data, "2024-01-31").await;
+    let rows = built
+        .rows("SELECT mrr_end, customers_end FROM mrr_movements_monthly WHERE segment IS NULL")
+        .await;
+    assert_eq!(rows, [["150.0", "2"]]);
+}
