@@ -89,6 +89,26 @@ impl Prepared {
     }
 }
 
+impl Prepared {
+    /// Plans several tables, reporting the catalog errors of all of them.
+    pub async fn plan_tables<'a>(
+        &self,
+        tables: impl Iterator<Item = &'a str>,
+    ) -> Result<Vec<(String, DataFrame)>> {
+        let mut frames = Vec::new();
+        let mut errors = Diagnostics::default();
+        for name in tables {
+            match self.plan_table(name).await {
+                Ok(df) => frames.push((name.to_string(), df)),
+                Err(VitalsError::Catalog(d)) => errors.0.extend(d.0),
+                Err(e) => return Err(e),
+            }
+        }
+        errors.into_result()?;
+        Ok(frames)
+    }
+}
+
 /// The catalog texts that end up in a table's SQL.
 fn table_texts<'c>(catalog: &'c Catalog, table: &'c catalog::Table) -> Vec<&'c catalog::Located> {
     let TableKind::Metrics { metrics, .. } = &table.kind else {
@@ -178,9 +198,26 @@ pub async fn prepare(
         params,
         sources,
     };
+    // Plan every model, collecting every catalog error; a model that reads
+    // a failed one is skipped rather than reported again.
+    let mut failed: Vec<&str> = Vec::new();
+    let mut errors = Diagnostics::default();
     for name in &plan_models {
-        register_model(&prepared, name, cache_models).await?;
+        let reads = &prepared.catalog.model(name).expect("planned model").reads;
+        if reads.iter().any(|r| failed.contains(&r.as_str())) {
+            failed.push(name);
+            continue;
+        }
+        match register_model(&prepared, name, cache_models).await {
+            Ok(()) => {}
+            Err(VitalsError::Catalog(d)) => {
+                errors.0.extend(d.0);
+                failed.push(name);
+            }
+            Err(e) => return Err(e),
+        }
     }
+    errors.into_result()?;
     Ok((prepared, plan_models))
 }
 
@@ -258,10 +295,9 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
         BuildPlan::new(catalog, &options.select).map_err(|e| VitalsError::Usage(e.to_string()))?;
     // Plan every table before writing anything: a catalog error must not
     // cost a half-finished build.
-    let mut frames = Vec::new();
-    for t in &plan.tables {
-        frames.push((t.name.clone(), prepared.plan_table(&t.name).await?));
-    }
+    let frames = prepared
+        .plan_tables(plan.tables.iter().map(|t| t.name.as_str()))
+        .await?;
     let target = Target::new(&options.target)?;
     let mut tables = std::collections::BTreeMap::new();
     let n = frames.len();

@@ -201,6 +201,21 @@ pub struct Model {
     pub reads: Vec<String>,
 }
 
+/// Model -> the models it reads (sources and built-ins left out).
+pub fn model_edges(models: &[Model]) -> std::collections::BTreeMap<&str, Vec<&str>> {
+    models
+        .iter()
+        .map(|m| {
+            let reads = m
+                .reads
+                .iter()
+                .map(String::as_str)
+                .filter(|r| models.iter().any(|o| o.name == *r));
+            (m.name.as_str(), reads.collect())
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Grain {
     Day,

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use toml::Spanned;
 
-use super::content_start;
 use super::contract;
 use super::diagnostic::{Diagnostic, Diagnostics, SourceText, suggestion};
 use super::raw::{self, RawCatalog};
 use super::sql_text::{self, find_word};
 use super::*;
+use super::{content_start, model_edges};
 
 /// Names usable as `${name}` in any SQL of the catalog, besides `params`.
 pub const BUILTIN_PLACEHOLDERS: &[&str] = &[
@@ -528,19 +528,7 @@ impl Resolver {
             }
         }
         // Cycles among models.
-        let edges: BTreeMap<&str, Vec<&str>> = models
-            .iter()
-            .map(|m| {
-                (
-                    m.name.as_str(),
-                    m.reads
-                        .iter()
-                        .map(String::as_str)
-                        .filter(|r| models.iter().any(|o| o.name == *r))
-                        .collect(),
-                )
-            })
-            .collect();
+        let edges = model_edges(models);
         if let Some(cycle) = crate::plan::dag::find_cycle(&edges) {
             let first = models
                 .iter()

@@ -20,9 +20,9 @@ pub async fn run(args: CatalogArgs) -> Result<()> {
         false,
     )
     .await?;
-    for t in &prepared.catalog.tables {
-        prepared.plan_table(&t.name).await?;
-    }
+    prepared
+        .plan_tables(prepared.catalog.tables.iter().map(|t| t.name.as_str()))
+        .await?;
     let c = &prepared.catalog;
     println!(
         "{} is valid: {}, {}, {}, {}",

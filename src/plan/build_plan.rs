@@ -46,20 +46,7 @@ impl<'c> BuildPlan<'c> {
             .iter()
             .flat_map(|t| relations_of(catalog, t))
             .collect();
-        let edges: BTreeMap<&str, Vec<&str>> = catalog
-            .models
-            .iter()
-            .map(|m| {
-                (
-                    m.name.as_str(),
-                    m.reads
-                        .iter()
-                        .map(String::as_str)
-                        .filter(|r| catalog.model(r).is_some())
-                        .collect(),
-                )
-            })
-            .collect();
+        let edges = crate::catalog::model_edges(&catalog.models);
         let models = topological(
             &edges,
             wanted.into_iter().filter(|r| catalog.model(r).is_some()),

@@ -612,3 +612,44 @@ fn usage_catalog_not_found() {
     assert_eq!(run.code, Some(2));
     insta::assert_snapshot!(run.snapshot());
 }
+
+/// The SQL a metric compiles to, pinned: a change to the grid compiler shows
+/// up here as a reviewable diff.
+#[test]
+fn explain_pins_the_sql_of_a_metric() {
+    let s = Sandbox::new().shipped();
+    let run = s.vitals(&[
+        "explain".to_string(),
+        "ltv".to_string(),
+        "--catalog".to_string(),
+        s.catalog(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.snapshot());
+    insta::assert_snapshot!(run.snapshot());
+}
+
+/// A broken model is reported once, with its dependents skipped, together
+/// with the errors of the metric tables.
+#[test]
+fn validate_reports_model_and_table_errors_together() {
+    let s = Sandbox::new().shipped();
+    let sql = s.path("catalog/sql/customer_segments.sql");
+    let text = std::fs::read_to_string(&sql).unwrap().replace(
+        "coalesce(segment_of.segment,",
+        "coalesce(segment_of.segmnt,",
+    );
+    std::fs::write(&sql, text).unwrap();
+    let run = s.validate();
+    assert_eq!(run.code, Some(2), "{}", run.snapshot());
+    assert_eq!(
+        run.stderr.matches("error: model").count(),
+        1,
+        "{}",
+        run.snapshot()
+    );
+    assert!(
+        run.stderr.contains("customer_segments.sql:15:45"),
+        "{}",
+        run.snapshot()
+    );
+}
