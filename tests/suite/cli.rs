@@ -653,3 +653,36 @@ fn validate_reports_model_and_table_errors_together() {
         run.snapshot()
     );
 }
+
+/// The README's first command: generates, builds and prints the summary.
+#[test]
+fn demo_generates_builds_and_prints_the_latest_months() {
+    let s = Sandbox::new();
+    let run = s.vitals(&[
+        "demo".to_string(),
+        "--dir".to_string(),
+        s.path("demo").display().to_string(),
+        "--customers".to_string(),
+        "200".to_string(),
+        "--months".to_string(),
+        "14".to_string(),
+        // no metrics.toml in the sandbox: the built-in catalog is used
+        "--catalog".to_string(),
+        s.path("absent.toml").display().to_string(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.snapshot());
+    assert!(
+        run.stdout.contains("as of 2025-12-31"),
+        "{}",
+        run.snapshot()
+    );
+    for month in ["2025-07-01", "2025-12-01"] {
+        assert!(
+            run.stdout.contains(month),
+            "{month} missing: {}",
+            run.snapshot()
+        );
+    }
+    assert!(s.path("demo/out/_manifest.json").exists());
+    assert!(s.path("demo/catalog/sql/customer_mrr_monthly.sql").exists());
+}

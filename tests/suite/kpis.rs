@@ -149,3 +149,37 @@ async fn hive_partitioned_sources() {
         .await;
     assert_eq!(rows, [["150.0", "2"]]);
 }
+
+/// No valid subscription at all: one month (the as_of month) of zeros and
+/// null rates, not an error.
+#[tokio::test]
+async fn an_empty_subscriptions_table_gives_an_empty_month() {
+    let data = Data::new();
+    data.subscriptions(&[]);
+    let built = build(&data, "2024-05-20").await;
+    let rows = built
+        .rows("SELECT CAST(month AS VARCHAR) AS m, segment, mrr_end, customers_end FROM mrr_movements_monthly ORDER BY 2 NULLS LAST")
+        .await;
+    assert_eq!(rows, [["2024-05-01", "", "0.0", "0"]]);
+    assert_eq!(
+        built
+            .rows("SELECT count(*) FROM customer_mrr_monthly")
+            .await,
+        [["0"]]
+    );
+}
+
+/// An as_of before the first subscription: the tables are empty, with
+/// their schemas.
+#[tokio::test]
+async fn as_of_before_the_data_gives_empty_tables() {
+    let built = build(&three_customers(), "2022-06-30").await;
+    assert_eq!(
+        built
+            .rows("SELECT count(*) FROM mrr_movements_monthly")
+            .await,
+        [["0"]]
+    );
+    assert_eq!(built.manifest.tables["saas_kpis_monthly"].rows, 0);
+    assert_eq!(built.manifest.tables["saas_kpis_monthly"].schema.len(), 13);
+}
