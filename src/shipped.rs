@@ -36,3 +36,17 @@ pub fn write_to(dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::write(&toml, CATALOG)?;
     Ok(toml)
 }
+
+/// A folder holding the built-in catalog, written once per content: under
+/// the system's temp folder, named by a hash of the files.
+pub fn materialize() -> std::io::Result<PathBuf> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for text in std::iter::once(CATALOG).chain(MODELS.iter().map(|(_, t)| *t)) {
+        for b in text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("vitals-builtin-catalog-{h:016x}"));
+    write_to(&dir)
+}

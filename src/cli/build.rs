@@ -10,8 +10,9 @@ use super::{DataArgs, parse_bytes, parse_date, session_options};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    #[arg(long, default_value = "metrics.toml")]
-    pub catalog: PathBuf,
+    /// The catalog file [default: ./metrics.toml, else the built-in catalog]
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
     /// Output folder.
@@ -33,7 +34,7 @@ pub struct BuildArgs {
 
 pub async fn run(args: BuildArgs) -> Result<()> {
     let options = BuildOptions {
-        catalog: args.catalog,
+        catalog: super::catalog_path(&args.catalog)?,
         locations: args.data.locations()?,
         target: args.target.clone(),
         as_of: args.as_of,

@@ -14,8 +14,9 @@ use super::{DataArgs, session_options};
 pub struct ExplainArgs {
     /// A table, metric or model of the catalog.
     pub name: String,
-    #[arg(long, default_value = "metrics.toml")]
-    pub catalog: PathBuf,
+    /// The catalog file [default: ./metrics.toml, else the built-in catalog]
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
     /// Also print DataFusion's optimized logical plan.
     #[arg(long)]
     pub plan: bool,
@@ -26,8 +27,9 @@ pub struct ExplainArgs {
 pub async fn run(args: ExplainArgs) -> Result<()> {
     let mut locations = args.data.locations()?;
     locations.empty = args.data.data.is_none() && args.data.sources.is_empty();
+    let catalog_path = super::catalog_path(&args.catalog)?;
     let (prepared, _) = prepare(
-        &args.catalog,
+        &catalog_path,
         &locations,
         None,
         &[],
@@ -90,7 +92,7 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
             .chain(catalog.models.iter().map(|m| m.name.as_str()));
         return Err(VitalsError::Usage(format!(
             "`{name}` is not a table, metric or model of {}; {}",
-            args.catalog.display(),
+            catalog_path.display(),
             suggestion(name, "name", names)
         )));
     };

@@ -5,7 +5,7 @@ use crate::plan::relations_of;
 use super::CatalogArgs;
 
 pub fn run(args: CatalogArgs) -> Result<()> {
-    let catalog = catalog::load(&args.catalog)?;
+    let catalog = catalog::load(&super::catalog_path(&args.catalog)?)?;
     print!("{}", render(&catalog));
     Ok(())
 }

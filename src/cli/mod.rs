@@ -50,9 +50,29 @@ pub enum Command {
 
 #[derive(Debug, Args, Clone)]
 pub struct CatalogArgs {
-    /// The catalog file.
-    #[arg(long, default_value = "metrics.toml")]
-    pub catalog: PathBuf,
+    /// The catalog file [default: ./metrics.toml, else the built-in catalog]
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+}
+
+/// The catalog to use: the one given, else `./metrics.toml`, else the
+/// built-in catalog compiled into the binary (so that `vitals build` works
+/// from any folder).
+pub fn catalog_path(given: &Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.clone());
+    }
+    let local = PathBuf::from("metrics.toml");
+    if local.exists() {
+        return Ok(local);
+    }
+    let path = crate::shipped::materialize()
+        .map_err(|e| VitalsError::data("writing the built-in catalog", e))?;
+    eprintln!(
+        "no metrics.toml here: using the built-in catalog ({})",
+        path.display()
+    );
+    Ok(path)
 }
 
 /// Where the data is: shared by `build` and `explain`.

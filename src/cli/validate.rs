@@ -11,8 +11,9 @@ pub async fn run(args: CatalogArgs) -> Result<()> {
         empty: true,
         ..Default::default()
     };
+    let catalog_path = super::catalog_path(&args.catalog)?;
     let (prepared, _) = prepare(
-        &args.catalog,
+        &catalog_path,
         &locations,
         None,
         &[],
@@ -26,7 +27,7 @@ pub async fn run(args: CatalogArgs) -> Result<()> {
     let c = &prepared.catalog;
     println!(
         "{} is valid: {}, {}, {}, {}",
-        args.catalog.display(),
+        catalog_path.display(),
         count(c.sources.len(), "source"),
         count(c.models.len(), "model"),
         count(c.metrics.len(), "metric"),

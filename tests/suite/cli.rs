@@ -686,3 +686,27 @@ fn demo_generates_builds_and_prints_the_latest_months() {
     assert!(s.path("demo/out/_manifest.json").exists());
     assert!(s.path("demo/catalog/sql/customer_mrr_monthly.sql").exists());
 }
+
+/// Outside a catalog folder, `vitals build` uses the built-in catalog.
+#[test]
+fn build_without_a_catalog_here_uses_the_built_in_one() {
+    let s = Sandbox::new();
+    s.parquet("subscriptions", "part-0.parquet", &valid_subscriptions());
+    let run = s.vitals(&[
+        "build".to_string(),
+        "--data".to_string(),
+        s.path("data").display().to_string(),
+        "--target".to_string(),
+        s.path("out").display().to_string(),
+        "--as-of".to_string(),
+        "2024-03-31".to_string(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.snapshot());
+    assert!(
+        run.stderr.contains("using the built-in catalog"),
+        "{}",
+        run.snapshot()
+    );
+    let manifest = std::fs::read_to_string(s.path("out/_manifest.json")).unwrap();
+    assert!(manifest.contains("\"saas_kpis_monthly\""), "{manifest}");
+}
