@@ -26,10 +26,6 @@ pub fn date(s: &str) -> chrono::NaiveDate {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
 }
 
-fn days(s: &str) -> i32 {
-    (date(s) - date("1970-01-01")).num_days() as i32
-}
-
 /// A subscription row of a fixture.
 #[derive(Debug, Clone)]
 pub struct Sub {
@@ -100,6 +96,28 @@ impl Data {
 }
 
 pub fn subscriptions_batch(rows: &[Sub]) -> RecordBatch {
+    subscription_rows_batch(
+        rows.iter()
+            .map(|r| (r.id, r.customer, date(r.start), r.end.map(date), r.mrr)),
+    )
+}
+
+/// A subscriptions batch of (subscription_id, customer_id, start_date,
+/// end_date, mrr) rows: the one fixture writer every test shares.
+pub fn subscription_rows_batch<'a>(
+    rows: impl IntoIterator<
+        Item = (
+            &'a str,
+            &'a str,
+            chrono::NaiveDate,
+            Option<chrono::NaiveDate>,
+            f64,
+        ),
+    >,
+) -> RecordBatch {
+    let epoch = date("1970-01-01");
+    let day = |d: chrono::NaiveDate| (d - epoch).num_days() as i32;
+    let rows: Vec<_> = rows.into_iter().collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("subscription_id", DataType::Utf8, true),
         Field::new("customer_id", DataType::Utf8, true),
@@ -108,25 +126,21 @@ pub fn subscriptions_batch(rows: &[Sub]) -> RecordBatch {
         Field::new("mrr", DataType::Float64, true),
     ]));
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(rows.iter().map(|r| Some(r.id)).collect::<StringArray>()),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(r.customer))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(days(r.start)))
-                .collect::<Date32Array>(),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|r| r.end.map(days))
-                .collect::<Date32Array>(),
-        ),
-        Arc::new(rows.iter().map(|r| Some(r.mrr)).collect::<Float64Array>()),
+        Arc::new(rows.iter().map(|r| Some(r.0)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(r.1)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(day(r.2))).collect::<Date32Array>()),
+        Arc::new(rows.iter().map(|r| r.3.map(day)).collect::<Date32Array>()),
+        Arc::new(rows.iter().map(|r| Some(r.4)).collect::<Float64Array>()),
     ];
     RecordBatch::try_new(schema, columns).unwrap()
+}
+
+/// `n` customer ids `<prefix><i>` zero-padded to `width`, for fixtures of
+/// many customers (leaked: test fixtures live as long as the test).
+pub fn many_ids(prefix: &str, n: usize, width: usize) -> Vec<&'static str> {
+    (0..n)
+        .map(|i| &*Box::leak(format!("{prefix}{i:0width$}").into_boxed_str()))
+        .collect()
 }
 
 /// A finished build of the shipped catalog and where it was published.

@@ -19,11 +19,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
 
 use chrono::{Datelike, Duration, Months, NaiveDate};
-use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
@@ -465,42 +462,16 @@ fn near(a: f64, b: f64) -> bool {
 }
 
 fn write_subscriptions(data: &Data, rows: &[Row]) {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-    let day = |d: NaiveDate| (d - epoch).num_days() as i32;
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("subscription_id", DataType::Utf8, true),
-        Field::new("customer_id", DataType::Utf8, true),
-        Field::new("start_date", DataType::Date32, true),
-        Field::new("end_date", DataType::Date32, true),
-        Field::new("mrr", DataType::Float64, true),
-    ]));
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(r.id.as_str()))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(r.customer.as_str()))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(day(r.start)))
-                .collect::<Date32Array>(),
-        ),
-        Arc::new(rows.iter().map(|r| r.end.map(day)).collect::<Date32Array>()),
-        Arc::new(
-            rows.iter()
-                .map(|r| Some(cents_to_f64(r.cents)))
-                .collect::<Float64Array>(),
-        ),
-    ];
-    data.write(
-        "subscriptions",
-        &RecordBatch::try_new(schema, columns).unwrap(),
-    );
+    let batch = super::common::subscription_rows_batch(rows.iter().map(|r| {
+        (
+            r.id.as_str(),
+            r.customer.as_str(),
+            r.start,
+            r.end,
+            cents_to_f64(r.cents),
+        )
+    }));
+    data.write("subscriptions", &batch);
 }
 
 /// The published `mrr_movements_monthly`, keyed by (month, segment or TOTAL).

@@ -1,15 +1,13 @@
 //! The worked examples of ../shared/spec/metrics.md, each on a tiny
 //! Parquet fixture whose numbers a person can check by hand.
 
-use super::common::{Data, Sub, build, close, sub};
+use super::common::{Data, Sub, build, close, many_ids, sub};
 
 /// Example 1: 16,000 paying customers at the start of a month, 800 churn in
 /// it: customer_churn_rate = 0.05.
 #[tokio::test]
 async fn example_1_churn_rate() {
-    let ids: Vec<&'static str> = (0..16_000)
-        .map(|i| &*Box::leak(format!("c{i}").into_boxed_str()))
-        .collect();
+    let ids = many_ids("c", 16_000, 1);
     let rows: Vec<Sub> = ids
         .iter()
         .enumerate()
@@ -41,9 +39,7 @@ async fn example_1_churn_rate() {
 
 /// 100 customers paying 100 from January; `churned` of them leave in February.
 fn hundred_customers(churned: usize) -> Data {
-    let ids: Vec<&'static str> = (0..100)
-        .map(|i| &*Box::leak(format!("c{i:03}").into_boxed_str()))
-        .collect();
+    let ids = many_ids("c", 100, 3);
     let rows: Vec<Sub> = ids
         .iter()
         .enumerate()
@@ -87,9 +83,7 @@ async fn example_2_annualized_churn() {
 #[tokio::test]
 async fn example_4_ltv() {
     let data = Data::new();
-    let ids: Vec<&'static str> = (0..50)
-        .map(|i| &*Box::leak(format!("c{i:02}").into_boxed_str()))
-        .collect();
+    let ids = many_ids("c", 50, 2);
     let rows: Vec<Sub> = ids
         .iter()
         .enumerate()
