@@ -43,6 +43,18 @@ pub async fn run(args: QueryArgs) -> Result<()> {
         .sql(&args.sql)
         .await
         .map_err(|e| VitalsError::Usage(format!("query: {e}")))?;
-    df.show().await.map_err(|e| VitalsError::data("query", e))?;
-    Ok(())
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| VitalsError::data("query", e))?;
+    let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .map_err(|e| VitalsError::data("query", e))?;
+    // A reader that stops early (`| head`) is not an error.
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{table}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(VitalsError::Data(format!("writing the result: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
