@@ -96,40 +96,46 @@ pub fn coerce(
             };
             Ok((expr, DataType::Date32))
         }
+        // The instant, shown in the catalog's zone: its day (CAST AS DATE)
+        // is the local day, durations are unchanged.
         ColumnClass::Timestamp => {
             let expr = match base {
                 DataType::Timestamp(_, _)
                 | DataType::Date32
                 | DataType::Date64
                 | DataType::Null => {
-                    format!("arrow_cast({c}, '{utc}')")
+                    format!("arrow_cast(arrow_cast({c}, '{utc}'), '{local}')")
                 }
-                _ if is_string => format!("arrow_cast(TRY_CAST({c} AS TIMESTAMP), '{utc}')"),
+                _ if is_string => format!(
+                    "arrow_cast(arrow_cast(TRY_CAST({c} AS TIMESTAMP), '{utc}'), '{local}')"
+                ),
                 _ => return Err(mismatch()),
             };
-            Ok((
-                expr,
-                DataType::Timestamp(
-                    datafusion::arrow::datatypes::TimeUnit::Microsecond,
-                    Some("UTC".into()),
-                ),
-            ))
+            Ok((expr, local_timestamp(timezone)))
         }
     }
 }
 
+/// The type of a contract timestamp: microseconds in the catalog's zone.
+fn local_timestamp(timezone: &str) -> DataType {
+    DataType::Timestamp(
+        datafusion::arrow::datatypes::TimeUnit::Microsecond,
+        Some(timezone.into()),
+    )
+}
+
 /// The empty value of a contract column that the files do not have.
-pub fn missing(class: ColumnClass) -> (String, DataType) {
+pub fn missing(class: ColumnClass, timezone: &str) -> (String, DataType) {
     match class {
         ColumnClass::Text => ("CAST(NULL AS VARCHAR)".into(), DataType::Utf8),
         ColumnClass::Number => ("CAST(NULL AS DOUBLE)".into(), DataType::Float64),
         ColumnClass::Date => ("CAST(NULL AS DATE)".into(), DataType::Date32),
         ColumnClass::Timestamp => (
-            "arrow_cast(NULL, 'Timestamp(Microsecond, Some(\"UTC\"))')".into(),
-            DataType::Timestamp(
-                datafusion::arrow::datatypes::TimeUnit::Microsecond,
-                Some("UTC".into()),
+            format!(
+                "arrow_cast(NULL, 'Timestamp(Microsecond, Some(\"{}\"))')",
+                timezone.replace('"', "")
             ),
+            local_timestamp(timezone),
         ),
     }
 }

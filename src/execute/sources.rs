@@ -141,7 +141,7 @@ pub async fn register_all(
                         source.name
                     )));
                 }
-                let columns = absent_columns(source.contract);
+                let columns = absent_columns(source.contract, &catalog.project.timezone);
                 register_empty(ctx, &stages::raw_name(&source.name), &columns)?;
                 let report = SourceReport {
                     name: source.name.clone(),
@@ -396,7 +396,7 @@ fn typed_columns(
                     m.class.describe()
                 ))
             })?,
-            Err(_) => stages::missing(c.class),
+            Err(_) => stages::missing(c.class, tz),
         };
         columns.push(TypedColumn {
             name: c.name.to_string(),
@@ -503,13 +503,13 @@ fn missing_in_file(source: &Source, canonical: &str, file: &Path) -> VitalsError
 }
 
 /// Columns of an absent optional table: its contract, all empty.
-fn absent_columns(contract: Option<&'static TableContract>) -> Vec<TypedColumn> {
+fn absent_columns(contract: Option<&'static TableContract>, timezone: &str) -> Vec<TypedColumn> {
     contract
         .map(|c| {
             c.columns
                 .iter()
                 .map(|col| {
-                    let (_, data_type) = stages::missing(col.class);
+                    let (_, data_type) = stages::missing(col.class, timezone);
                     TypedColumn {
                         name: col.name.to_string(),
                         expr: ident(col.name),
