@@ -9,14 +9,12 @@ use chrono::{NaiveDate, Utc};
 use datafusion::arrow::array::{Array, Date32Array};
 use datafusion::prelude::{DataFrame, SessionContext};
 
-use crate::catalog::{
-    self, Catalog, Diagnostic, Diagnostics, MetricKind, ParamValue, TableKind, sql_text,
-};
+use crate::catalog::{self, Catalog, Diagnostic, Diagnostics, ParamValue, TableKind, sql_text};
 use crate::compile::{self, ident};
 use crate::error::{Result, VitalsError};
 use crate::execute::{self, Range, SessionOptions, SourceLocations, SourceReport, calendar};
-use crate::plan::BuildPlan;
-use crate::publish::manifest::{ColumnEntry, RangeEntry};
+use crate::plan::{BuildPlan, Skips};
+use crate::publish::manifest::{ColumnEntry, RangeEntry, SkippedEntry};
 use crate::publish::{Manifest, TableEntry, Target, write_table};
 
 #[derive(Debug, Clone)]
@@ -39,6 +37,8 @@ pub struct Prepared {
     pub range: Range,
     pub params: Vec<(String, ParamValue)>,
     pub sources: Vec<SourceReport>,
+    /// What the absent optional tables leave out.
+    pub skips: Skips,
 }
 
 impl Prepared {
@@ -59,9 +59,13 @@ impl Prepared {
                 };
                 format!("SELECT * FROM {}{order}", ident(model))
             }
-            TableKind::Metrics { .. } => {
-                compile::metrics::table_sql(&self.catalog, table, &|s| self.expand(s))
-            }
+            TableKind::Metrics { .. } => compile::metrics::table_sql(
+                &self.catalog,
+                table,
+                &self.skips.metric_names(),
+                &|s| self.expand(s),
+            )
+            .expect("a metric table"),
         }
     }
 
@@ -117,16 +121,7 @@ fn table_texts<'c>(catalog: &'c Catalog, table: &'c catalog::Table) -> Vec<&'c c
     crate::plan::metric_closure(catalog, metrics)
         .into_iter()
         .filter_map(|m| catalog.metric(m))
-        .flat_map(|m| match &m.kind {
-            MetricKind::Simple { expr, filter, .. } => {
-                std::iter::once(expr).chain(filter).collect::<Vec<_>>()
-            }
-            MetricKind::Ratio {
-                numerator,
-                denominator,
-            } => vec![numerator, denominator],
-            MetricKind::Derived { expr, .. } => vec![expr],
-        })
+        .flat_map(|m| m.texts())
         .collect()
 }
 
@@ -189,14 +184,25 @@ pub async fn prepare(
         None => None,
     };
     let range = Range::new(as_of, earliest, catalog.project.start_month);
-    calendar::register(&ctx, &range)?;
+    calendar::register(&ctx, &range, &compile::relations::windows(&catalog))?;
     let params = range.placeholders(&catalog.project);
+    let absent: Vec<String> = if locations.empty {
+        Vec::new()
+    } else {
+        sources
+            .iter()
+            .filter(|s| s.location.is_none())
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let skips = Skips::new(&catalog, &absent);
     let prepared = Prepared {
         catalog,
         ctx,
         range,
         params,
         sources,
+        skips,
     };
     // Plan every model, collecting every catalog error; a model that reads
     // a failed one is skipped rather than reported again.
@@ -253,7 +259,24 @@ async fn register_model(prepared: &Prepared, name: &str, cache: bool) -> Result<
     let df = prepared.ctx.sql(&sql).await.map_err(|e| {
         let message = strip_context(&e.to_string());
         let d = Diagnostic::new(format!("model `{name}` cannot be planned: {message}"));
-        let at = unknown_name(&message)
+        let unknown = unknown_name(&message);
+        // A cohort or score metric's SQL is generated: point at its TOML.
+        if let Some(metric) = model.metric.as_deref().and_then(|m| prepared.catalog.metric(m)) {
+            let texts = metric.texts();
+            let at = unknown.as_ref().and_then(|n| {
+                texts.iter().find_map(|l| {
+                    sql_text::find_word(&l.text, n).map(|at| (l, l.offset_of(at)..l.offset_of(at) + n.len()))
+                })
+            });
+            let d = match at {
+                Some((l, span)) => d.at(&l.source, span),
+                None => d.at(&prepared.catalog.source, metric.span.clone()),
+            };
+            return VitalsError::Catalog(Diagnostics(vec![d.help(format!(
+                "check the expressions of [metrics.{name}] against the columns they read; `vitals explain {name}` shows the SQL"
+            ))]));
+        }
+        let at = unknown
             .and_then(|n| sql_text::find_word(&model.sql.text, &n).map(|at| at..at + n.len()));
         let d = match at {
             Some(span) => d.at(&model.sql, span),
@@ -293,10 +316,20 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
     let catalog = &prepared.catalog;
     let plan =
         BuildPlan::new(catalog, &options.select).map_err(|e| VitalsError::Usage(e.to_string()))?;
+    if options.progress {
+        for line in prepared.skips.report(catalog) {
+            eprintln!("{line}");
+        }
+    }
     // Plan every table before writing anything: a catalog error must not
     // cost a half-finished build.
     let frames = prepared
-        .plan_tables(plan.tables.iter().map(|t| t.name.as_str()))
+        .plan_tables(
+            plan.tables
+                .iter()
+                .map(|t| t.name.as_str())
+                .filter(|t| !prepared.skips.tables.contains_key(*t)),
+        )
         .await?;
     let target = Target::new(&options.target)?;
     let mut tables = std::collections::BTreeMap::new();
@@ -335,7 +368,7 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
         // published as the previous build left them.
         if let Some(previous) = Target::read_manifest(&options.target)? {
             for (name, entry) in previous.tables {
-                if catalog.table(&name).is_some() {
+                if catalog.table(&name).is_some() && !prepared.skips.tables.contains_key(&name) {
                     tables.entry(name).or_insert(entry);
                 }
             }
@@ -360,9 +393,48 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
             .filter(|s| s.location.is_none())
             .map(|s| s.name.clone())
             .collect(),
+        skipped: skipped_entries(catalog, &prepared.skips),
     };
     target.publish(&manifest)?;
     Ok(manifest)
+}
+
+/// The manifest's record of what absent tables left out.
+fn skipped_entries(catalog: &Catalog, skips: &Skips) -> Vec<SkippedEntry> {
+    let mut out: Vec<SkippedEntry> = skips
+        .tables
+        .iter()
+        .map(|(t, needs)| SkippedEntry {
+            table: t.clone(),
+            columns: Vec::new(),
+            needs: needs.iter().cloned().collect(),
+        })
+        .collect();
+    for t in &catalog.tables {
+        let TableKind::Metrics { metrics, .. } = &t.kind else {
+            continue;
+        };
+        if skips.tables.contains_key(&t.name) {
+            continue;
+        }
+        let columns: Vec<String> = metrics
+            .iter()
+            .filter(|m| skips.metrics.contains_key(*m))
+            .cloned()
+            .collect();
+        if !columns.is_empty() {
+            let needs: std::collections::BTreeSet<String> = columns
+                .iter()
+                .flat_map(|c| skips.metrics[c].iter().cloned())
+                .collect();
+            out.push(SkippedEntry {
+                table: t.name.clone(),
+                columns,
+                needs: needs.into_iter().collect(),
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

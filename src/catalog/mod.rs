@@ -136,6 +136,8 @@ pub struct Source {
     pub derive: Vec<Derive>,
     pub reject: Vec<RejectRule>,
     pub contract: Option<&'static TableContract>,
+    /// With no files: read as empty (true) or skip what needs it (false).
+    pub empty_when_absent: bool,
 }
 
 impl Source {
@@ -188,8 +190,25 @@ pub struct RejectRule {
 #[derive(Debug)]
 pub struct Dimension {
     pub name: String,
+    pub members: Members,
+}
+
+#[derive(Debug)]
+pub enum Members {
     /// Relation whose distinct values of column `name` are the members.
-    pub values: String,
+    Relation(String),
+    /// A fixed list.
+    List(Vec<String>),
+}
+
+impl Dimension {
+    /// The relation the members come from, if any.
+    pub fn relation(&self) -> Option<&str> {
+        match &self.members {
+            Members::Relation(r) => Some(r),
+            Members::List(_) => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -199,6 +218,9 @@ pub struct Model {
     pub sql: SourceText,
     /// Relations the SQL reads.
     pub reads: Vec<String>,
+    /// For the relation of a cohort or score metric: the metric, whose
+    /// TOML texts errors point at (the SQL is generated).
+    pub metric: Option<String>,
 }
 
 /// Model -> the models it reads (sources and built-ins left out).
@@ -264,6 +286,82 @@ pub enum MetricKind {
         expr: Located,
         window: Option<Window>,
     },
+    /// A relation: retention of cohorts by period since their start.
+    Cohort(Cohort),
+    /// A relation: a weighted composite per entity and period.
+    Score(Score),
+}
+
+#[derive(Debug)]
+pub struct Cohort {
+    pub model: String,
+    pub entity: String,
+    pub time: String,
+    pub grain: Grain,
+    pub filter: Option<Located>,
+    /// Row condition: the cohort is the first period in which it holds.
+    pub starts_when: Located,
+    pub dimensions: Vec<String>,
+    pub cohort_column: String,
+    pub since_column: String,
+    pub size_column: String,
+    pub measures: Vec<Measure>,
+}
+
+#[derive(Debug)]
+pub struct Measure {
+    pub name: String,
+    pub expr: Located,
+    pub fill: Option<f64>,
+    pub retention: Option<String>,
+    /// Retention over the cohort size rather than the measure at k = 0.
+    pub over_size: bool,
+}
+
+#[derive(Debug)]
+pub struct Score {
+    pub population: String,
+    pub entity: String,
+    pub time: String,
+    pub grain: Grain,
+    pub filter: Option<Located>,
+    pub keep: Vec<String>,
+    pub score_column: String,
+    pub band_column: String,
+    pub bands: Vec<Band>,
+    pub components: Vec<Component>,
+}
+
+#[derive(Debug)]
+pub struct Band {
+    pub name: String,
+    /// None: every score below the bands before.
+    pub min: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct Component {
+    pub name: String,
+    pub from: String,
+    pub time: String,
+    pub window_days: Option<u32>,
+    pub raw: Located,
+    pub filter: Option<Located>,
+    pub bad: f64,
+    pub good: f64,
+    pub weight: f64,
+    pub missing: Option<f64>,
+    pub fill: Option<f64>,
+}
+
+/// How a metric of a table with several period types gets the value of a
+/// longer period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollup {
+    /// Recomputed from the rows (simple) or the recomputed metrics.
+    Recompute,
+    /// The value of the window's last base period inside the range.
+    Last,
 }
 
 #[derive(Debug, Clone)]
@@ -279,6 +377,7 @@ pub struct Metric {
     pub kind: MetricKind,
     /// Other metrics this one is computed from (ratio and derived).
     pub depends_on: Vec<String>,
+    pub rollup: Rollup,
     pub span: Range<usize>,
 }
 
@@ -288,6 +387,40 @@ impl Metric {
             MetricKind::Simple { .. } => "simple",
             MetricKind::Ratio { .. } => "ratio",
             MetricKind::Derived { .. } => "derived",
+            MetricKind::Cohort(_) => "cohort",
+            MetricKind::Score(_) => "score",
+        }
+    }
+
+    /// Cohort and score metrics are relations, not cells of a grid.
+    pub fn is_relation(&self) -> bool {
+        matches!(self.kind, MetricKind::Cohort(_) | MetricKind::Score(_))
+    }
+
+    /// Every TOML text of the metric.
+    pub fn texts(&self) -> Vec<&Located> {
+        match &self.kind {
+            MetricKind::Simple { expr, filter, .. } => {
+                std::iter::once(expr).chain(filter).collect()
+            }
+            MetricKind::Ratio {
+                numerator,
+                denominator,
+            } => vec![numerator, denominator],
+            MetricKind::Derived { expr, .. } => vec![expr],
+            MetricKind::Cohort(c) => std::iter::once(&c.starts_when)
+                .chain(&c.filter)
+                .chain(c.measures.iter().map(|m| &m.expr))
+                .collect(),
+            MetricKind::Score(s) => s
+                .filter
+                .iter()
+                .chain(
+                    s.components
+                        .iter()
+                        .flat_map(|c| std::iter::once(&c.raw).chain(&c.filter)),
+                )
+                .collect(),
         }
     }
 }
@@ -305,8 +438,48 @@ pub enum TableKind {
         metrics: Vec<String>,
         grain: Grain,
         dimensions: Vec<String>,
+        /// Dimensions with a total (null) member.
+        totals: Vec<String>,
         time_column: String,
+        /// Empty: one period type, the grain.
+        period_types: Vec<PeriodType>,
+        period_type_column: String,
     },
+}
+
+/// A period type of a table with several: a coarser grain, or a trailing
+/// window of N base periods.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeriodType {
+    Grain(Grain),
+    /// N base periods ending with each one, and the name written.
+    Trailing(u32, String),
+}
+
+impl PeriodType {
+    /// The value of the period-type column.
+    pub fn name(&self) -> String {
+        match self {
+            PeriodType::Grain(g) => g.name().to_string(),
+            PeriodType::Trailing(_, name) => name.clone(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PeriodType> {
+        if let Some(g) = Grain::parse(s) {
+            return Some(PeriodType::Grain(g));
+        }
+        let digits: String = s
+            .strip_prefix("trailing_")?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| PeriodType::Trailing(n, s.to_string()))
+    }
 }
 
 #[derive(Debug)]

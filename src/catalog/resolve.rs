@@ -14,6 +14,8 @@ use super::sql_text::{self, find_word};
 use super::*;
 use super::{content_start, model_edges};
 
+mod relation;
+
 /// Names usable as `${name}` in any SQL of the catalog, besides `params`.
 pub const BUILTIN_PLACEHOLDERS: &[&str] = &[
     "as_of",
@@ -156,6 +158,16 @@ impl Resolver {
         {
             relations.insert(name.clone());
         }
+        // Cohort and score metrics are relations too.
+        let relation_metrics: Vec<String> = raw
+            .metrics
+            .iter()
+            .filter(|(_, m)| matches!(m.kind.get_ref().as_str(), "cohort" | "score"))
+            .map(|(n, _)| n.get_ref().clone())
+            .collect();
+        for name in &relation_metrics {
+            relations.insert(name.clone());
+        }
         for m in &models {
             if !relations.insert(m.name.clone()) {
                 self.errors.push(
@@ -169,19 +181,14 @@ impl Resolver {
             }
         }
         self.model_references(&models, &relations);
+        let file_models_cycle = self.model_cycles(&models);
         self.check_placeholders_in_models(&models, &placeholders);
 
         let dimensions = in_file_order(raw.dimensions)
             .into_iter()
-            .map(|(name, d)| {
-                self.check_name("dimension", &name);
-                self.relation_ref(&d.values, &relations, "relation");
-                Dimension {
-                    name: name.into_inner(),
-                    values: d.values.into_inner(),
-                }
-            })
+            .filter_map(|(name, d)| self.dimension(name, d, &relations))
             .collect::<Vec<_>>();
+        let dimension_names: BTreeSet<String> = dimensions.iter().map(|d| d.name.clone()).collect();
 
         let raw_metrics = in_file_order(raw.metrics);
         let metric_names: BTreeSet<String> = raw_metrics
@@ -190,11 +197,24 @@ impl Resolver {
             .collect();
         let metrics = raw_metrics
             .into_iter()
-            .filter_map(|(name, m)| self.metric(name, m, &relations, &metric_names))
+            .filter_map(|(name, m)| {
+                self.metric(name, m, &relations, &metric_names, &dimension_names)
+            })
             .collect::<Vec<_>>();
         self.metric_cycles(&metrics);
+        // The relation of each cohort and score metric is a model whose
+        // SQL the engine writes.
+        let mut models = models;
         for m in &metrics {
-            for located in metric_texts(m) {
+            if let Some(model) = crate::compile::relations::model_of(m, &self.source, &dimensions) {
+                models.push(model);
+            }
+        }
+        if !file_models_cycle {
+            self.model_cycles(&models);
+        }
+        for m in &metrics {
+            for located in m.texts() {
                 self.check_placeholders(located, &placeholders);
             }
         }
@@ -207,11 +227,17 @@ impl Resolver {
             self.check_placeholders(r, &placeholders);
         }
 
-        let dimension_names: BTreeSet<String> = dimensions.iter().map(|d| d.name.clone()).collect();
         let tables = in_file_order(raw.tables)
             .into_iter()
             .filter_map(|(name, t)| {
-                self.table(name, t, &relations, &metric_names, &dimension_names)
+                self.table(
+                    name,
+                    t,
+                    &relations,
+                    &metric_names,
+                    &metrics,
+                    &dimension_names,
+                )
             })
             .collect::<Vec<_>>();
         let has_grids = tables
@@ -427,7 +453,24 @@ impl Resolver {
                 }
             })
             .collect();
+        let empty_when_absent = match &s.when_absent {
+            None => false,
+            Some(w) if w.get_ref() == "skip" => false,
+            Some(w) if w.get_ref() == "empty" => true,
+            Some(w) => {
+                self.error_at(
+                    w.span(),
+                    format!("unknown `when_absent = \"{}\"`", w.get_ref()),
+                    Some(
+                        "`skip` (what needs the table is skipped) or `empty` (read as no rows)"
+                            .into(),
+                    ),
+                );
+                false
+            }
+        };
         Source {
+            empty_when_absent,
             name: name.into_inner(),
             location: s.location.map(|l| self.located(&l)),
             columns,
@@ -511,6 +554,7 @@ impl Resolver {
             sql_path,
             sql,
             reads,
+            metric: None,
         })
     }
 
@@ -527,7 +571,10 @@ impl Resolver {
                 }
             }
         }
-        // Cycles among models.
+    }
+
+    /// Reports a cycle among models; true if there is one.
+    fn model_cycles(&mut self, models: &[Model]) -> bool {
         let edges = model_edges(models);
         if let Some(cycle) = crate::plan::dag::find_cycle(&edges) {
             let first = models
@@ -535,12 +582,23 @@ impl Resolver {
                 .find(|m| m.name == cycle[0])
                 .expect("cycle names a model");
             let offset = find_word(&first.sql.text, cycle[1]).unwrap_or(0);
+            // A generated relation has no file of its own: point at the TOML.
+            if first.metric.is_some() {
+                self.errors.push(
+                    Diagnostic::new(format!("models form a cycle: {}", cycle.join(" -> ")))
+                        .in_file(&self.source.path)
+                        .help("a model cannot read itself, directly or through other models; break the cycle"),
+                );
+                return true;
+            }
             self.errors.push(
                 Diagnostic::new(format!("models form a cycle: {}", cycle.join(" -> ")))
                     .at(&first.sql, offset..offset + cycle[1].len())
                     .help("a model cannot read itself, directly or through other models; break the cycle"),
             );
+            return true;
         }
+        false
     }
 
     fn check_placeholders_in_models(&mut self, models: &[Model], known: &BTreeSet<String>) {
@@ -651,10 +709,27 @@ impl Resolver {
         m: raw::RawMetric,
         relations: &BTreeSet<String>,
         metric_names: &BTreeSet<String>,
+        dimension_names: &BTreeSet<String>,
     ) -> Option<Metric> {
         self.check_name("metric", &name);
         let kind_name = m.kind.get_ref().as_str();
         let span = name.span();
+        if matches!(kind_name, "simple" | "ratio" | "derived") {
+            self.forbid(&name, kind_name, &relation_keys(&m));
+        }
+        let rollup = match &m.rollup {
+            None => Rollup::Recompute,
+            Some(r) if r.get_ref() == "sum" => Rollup::Recompute,
+            Some(r) if r.get_ref() == "last" => Rollup::Last,
+            Some(r) => {
+                self.error_at(
+                    r.span(),
+                    format!("unknown `rollup = \"{}\"`", r.get_ref()),
+                    Some("`sum` (recomputed over the longer period, the default) or `last` (the value of its last period)".into()),
+                );
+                Rollup::Recompute
+            }
+        };
         let (kind, depends_on) = match kind_name {
             "simple" => {
                 self.forbid(
@@ -768,11 +843,23 @@ impl Resolver {
                     deps.into_iter().collect(),
                 )
             }
+            "cohort" => (
+                MetricKind::Cohort(self.cohort(&name, &m, relations, dimension_names)?),
+                Vec::new(),
+            ),
+            "score" => (
+                MetricKind::Score(self.score(&name, &m, relations)?),
+                Vec::new(),
+            ),
             other => {
                 self.error_at(
                     m.kind.span(),
                     format!("unknown metric kind `{other}`"),
-                    Some(suggestion(other, "kind", ["simple", "ratio", "derived"])),
+                    Some(suggestion(
+                        other,
+                        "kind",
+                        ["simple", "ratio", "derived", "cohort", "score"],
+                    )),
                 );
                 return None;
             }
@@ -782,6 +869,7 @@ impl Resolver {
             description: m.description,
             kind,
             depends_on,
+            rollup,
             span,
         })
     }
@@ -863,6 +951,7 @@ impl Resolver {
         t: raw::RawTable,
         relations: &BTreeSet<String>,
         metric_names: &BTreeSet<String>,
+        metrics: &[Metric],
         dimension_names: &BTreeSet<String>,
     ) -> Option<Table> {
         self.check_name("table", &name);
@@ -876,7 +965,20 @@ impl Resolver {
             }
             (None, false) => {
                 for m in &t.metrics {
-                    if !metric_names.contains(m.get_ref()) {
+                    if let Some(relation) = metrics
+                        .iter()
+                        .find(|x| &x.name == m.get_ref() && x.is_relation())
+                    {
+                        self.error_at(
+                            m.span(),
+                            format!(
+                                "`{}` is a {} metric: a relation of its own, not a column of a grid",
+                                m.get_ref(),
+                                relation.kind_name()
+                            ),
+                            Some(format!("publish it as a table of its own: [tables.<name>] model = \"{}\"", m.get_ref())),
+                        );
+                    } else if !metric_names.contains(m.get_ref()) {
                         self.error_at(
                             m.span(),
                             format!(
@@ -892,43 +994,39 @@ impl Resolver {
                         );
                     }
                 }
-                let grain = match &t.grain {
-                    None => Grain::Month,
-                    Some(g) => Grain::parse(g.get_ref()).unwrap_or_else(|| {
-                        self.error_at(
-                            g.span(),
-                            format!("unknown grain `{}`", g.get_ref()),
-                            Some(suggestion(
-                                g.get_ref(),
-                                "grain",
-                                Grain::ALL.iter().map(|(n, _)| *n),
-                            )),
-                        );
-                        Grain::Month
-                    }),
-                };
-                for d in &t.dimensions {
-                    if !dimension_names.contains(d.get_ref()) {
-                        self.error_at(
-                            d.span(),
-                            format!("unknown dimension `{}`", d.get_ref()),
-                            Some(suggestion(
-                                d.get_ref(),
-                                "dimension",
-                                dimension_names.iter().map(String::as_str),
-                            )),
-                        );
-                    }
-                }
+                let grain = self.grain(&t.grain);
+                self.check_dimensions(&t.dimensions, dimension_names);
                 let time_column = t
                     .time_column
                     .map(Spanned::into_inner)
                     .unwrap_or_else(|| grain.name().to_string());
+                let totals = match t.totals {
+                    None => t.dimensions.iter().map(|d| d.get_ref().clone()).collect(),
+                    Some(totals) => {
+                        for d in &totals {
+                            if !t.dimensions.iter().any(|x| x.get_ref() == d.get_ref()) {
+                                self.error_at(
+                                    d.span(),
+                                    format!("`totals` names `{}`, which is not a dimension of the table", d.get_ref()),
+                                    None,
+                                );
+                            }
+                        }
+                        totals.into_iter().map(Spanned::into_inner).collect()
+                    }
+                };
+                let period_types = self.period_types(&t.period_types, grain);
                 TableKind::Metrics {
                     metrics: t.metrics.into_iter().map(Spanned::into_inner).collect(),
                     grain,
                     dimensions: t.dimensions.into_iter().map(Spanned::into_inner).collect(),
+                    totals,
                     time_column,
+                    period_types,
+                    period_type_column: t
+                        .period_type_column
+                        .map(Spanned::into_inner)
+                        .unwrap_or_else(|| "period_type".into()),
                 }
             }
             _ => {
@@ -949,8 +1047,97 @@ impl Resolver {
     }
 }
 
+impl Resolver {
+    /// A `grain` key (default month); an unknown one is an error.
+    fn grain(&mut self, grain: &Option<Spanned<String>>) -> Grain {
+        let Some(g) = grain else {
+            return Grain::Month;
+        };
+        Grain::parse(g.get_ref()).unwrap_or_else(|| {
+            self.error_at(
+                g.span(),
+                format!("unknown grain `{}`", g.get_ref()),
+                Some(suggestion(
+                    g.get_ref(),
+                    "grain",
+                    Grain::ALL.iter().map(|(n, _)| *n),
+                )),
+            );
+            Grain::Month
+        })
+    }
+
+    fn check_dimensions(&mut self, dims: &[Spanned<String>], known: &BTreeSet<String>) {
+        for d in dims {
+            if !known.contains(d.get_ref()) {
+                self.error_at(
+                    d.span(),
+                    format!("unknown dimension `{}`", d.get_ref()),
+                    Some(suggestion(
+                        d.get_ref(),
+                        "dimension",
+                        known.iter().map(String::as_str),
+                    )),
+                );
+            }
+        }
+    }
+
+    /// `period_types = ["month", "quarter", "trailing_12m"]`: the grain
+    /// first, then coarser grains or trailing windows of the grain.
+    fn period_types(&mut self, written: &[Spanned<String>], grain: Grain) -> Vec<PeriodType> {
+        let mut out = Vec::new();
+        for (i, p) in written.iter().enumerate() {
+            match PeriodType::parse(p.get_ref()) {
+                Some(PeriodType::Grain(g)) if i == 0 && g != grain => self.error_at(
+                    p.span(),
+                    format!("the first period type is the table's grain, `{}`", grain.name()),
+                    None,
+                ),
+                Some(PeriodType::Grain(g)) if g < grain || (i > 0 && g == grain) => self.error_at(
+                    p.span(),
+                    format!("period type `{}` is not coarser than the grain `{}`", g.name(), grain.name()),
+                    None,
+                ),
+                Some(t) => out.push(t),
+                None => self.error_at(
+                    p.span(),
+                    format!("unknown period type `{}`", p.get_ref()),
+                    Some("a grain (month, quarter, year, ...) or `trailing_<N>` base periods, e.g. trailing_12m".into()),
+                ),
+            }
+        }
+        if !out.is_empty() && out[0] != PeriodType::Grain(grain) {
+            out.insert(0, PeriodType::Grain(grain));
+        }
+        out
+    }
+}
+
+/// The keys of cohort and score metrics that are present, for kinds that
+/// take none of them.
+fn relation_keys(m: &raw::RawMetric) -> Vec<(&'static str, Option<std::ops::Range<usize>>)> {
+    let span = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
+    let first = |v: &[Spanned<String>]| v.first().map(Spanned::span);
+    vec![
+        ("entity", span(&m.entity)),
+        ("grain", span(&m.grain)),
+        ("cohort", span(&m.cohort)),
+        ("dimensions", first(&m.dimensions)),
+        ("cohort_column", span(&m.cohort_column)),
+        ("since_column", span(&m.since_column)),
+        ("size_column", span(&m.size_column)),
+        ("measures", m.measures.first().map(|x| x.name.span())),
+        ("keep", first(&m.keep)),
+        ("score_column", span(&m.score_column)),
+        ("band_column", span(&m.band_column)),
+        ("bands", m.bands.first().map(|x| x.name.span())),
+        ("components", m.components.first().map(|x| x.name.span())),
+    ]
+}
+
 /// Sums and counts of nothing are 0 on the grid; other aggregates stay null.
-fn default_fill(expr: &str) -> Option<f64> {
+pub(super) fn default_fill(expr: &str) -> Option<f64> {
     let e = expr.trim_start().to_ascii_lowercase();
     (e.starts_with("count(") || e.starts_with("sum(")).then_some(0.0)
 }
@@ -959,17 +1146,6 @@ fn in_file_order<V>(map: BTreeMap<Spanned<String>, V>) -> Vec<(Spanned<String>, 
     let mut items: Vec<_> = map.into_iter().collect();
     items.sort_by_key(|(k, _)| k.span().start);
     items
-}
-
-fn metric_texts(m: &Metric) -> Vec<&Located> {
-    match &m.kind {
-        MetricKind::Simple { expr, filter, .. } => std::iter::once(expr).chain(filter).collect(),
-        MetricKind::Ratio {
-            numerator,
-            denominator,
-        } => vec![numerator, denominator],
-        MetricKind::Derived { expr, .. } => vec![expr],
-    }
 }
 
 /// FNV-1a over the catalog and its SQL: a stable fingerprint for the manifest.

@@ -3,9 +3,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::build::prepare;
+use crate::catalog::Grain;
 use crate::catalog::diagnostic::suggestion;
-use crate::catalog::{Grain, TableKind};
-use crate::compile::metrics::grid_sql;
+use crate::compile::metrics::{Grid, grid_sql};
 use crate::error::{Result, VitalsError};
 
 use super::{DataArgs, session_options};
@@ -42,26 +42,37 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
     let sql = if catalog.table(name).is_some() {
         println!("-- table {name}");
         prepared.table_sql(name)
-    } else if let Some(metric) = catalog.metric(name) {
+    } else if let Some(metric) = catalog.metric(name).filter(|m| !m.is_relation()) {
         // A metric alone, at the grain and dimensions of its first table.
-        let home = catalog.tables.iter().find_map(|t| match &t.kind {
-            TableKind::Metrics {
-                metrics,
-                grain,
-                dimensions,
-                time_column,
-            } if metrics.iter().any(|m| m == name) => {
-                Some((*grain, dimensions.clone(), time_column.clone()))
-            }
-            _ => None,
-        });
-        let (grain, dimensions, time_column) =
-            home.unwrap_or((Grain::Month, Vec::new(), "month".into()));
+        let metrics = [name.to_string()];
+        let none = std::collections::BTreeSet::new();
+        let home = catalog
+            .tables
+            .iter()
+            .filter_map(|t| Grid::of_table(catalog, &t.name, &none))
+            .find(|g| g.metrics.iter().any(|m| m == name));
+        let grid = match home {
+            Some(g) => Grid {
+                metrics: &metrics,
+                period_types: &[],
+                ..g
+            },
+            None => Grid {
+                metrics: &metrics,
+                grain: Grain::Month,
+                dimensions: &[],
+                totals: &[],
+                time_column: "month",
+                period_types: &[],
+                period_type_column: "period_type",
+                skipped: &none,
+            },
+        };
         println!(
             "-- metric {name} ({}) by {}{}",
             metric.kind_name(),
-            grain.name(),
-            dimensions
+            grid.grain.name(),
+            grid.dimensions
                 .iter()
                 .map(|d| format!(", {d}"))
                 .collect::<String>()
@@ -69,19 +80,18 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
         if let Some(d) = &metric.description {
             println!("-- {d}");
         }
-        grid_sql(
-            catalog,
-            &[name.to_string()],
-            grain,
-            &dimensions,
-            &time_column,
-            &|s| prepared.expand(s),
-        )
+        grid_sql(catalog, &grid, &|s| prepared.expand(s))
     } else if let Some(model) = catalog.model(name) {
-        println!(
-            "-- model {name} ({})",
-            catalog.relative(&model.sql_path).display()
-        );
+        match &model.metric {
+            Some(m) => println!(
+                "-- {} metric {m} (SQL written by vitals)",
+                catalog.metric(m).map_or("", |m| m.kind_name())
+            ),
+            None => println!(
+                "-- model {name} ({})",
+                catalog.relative(&model.sql_path).display()
+            ),
+        }
         prepared.expand(&model.sql.text)
     } else {
         let names = catalog
@@ -89,7 +99,8 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
             .iter()
             .map(|t| t.name.as_str())
             .chain(catalog.metrics.iter().map(|m| m.name.as_str()))
-            .chain(catalog.models.iter().map(|m| m.name.as_str()));
+            .chain(catalog.models.iter().map(|m| m.name.as_str()))
+            .collect::<std::collections::BTreeSet<_>>();
         return Err(VitalsError::Usage(format!(
             "`{name}` is not a table, metric or model of {}; {}",
             catalog_path.display(),

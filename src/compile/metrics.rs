@@ -1,22 +1,30 @@
 //! The SQL of a metric table: a full grid of periods x dimension members,
-//! plus one total row per period whose dimensions are null, with a column per
+//! plus total rows whose totalled dimensions are null, with a column per
 //! metric.
 //!
 //! ```text
-//! grid      periods x members  UNION ALL  periods x (NULL, ...)
+//! grid      periods x members  UNION ALL  periods x (NULL for totals, members)
 //! s<i>      one aggregate per (model, time column, filter): by period and
-//!           members, UNION ALL by period alone (the total row)
-//! base      grid LEFT JOIN every s<i>; empty cells get the metric's fill
+//!           members, UNION ALL by period and the untotalled members
+//! l0        grid LEFT JOIN every s<i>; empty cells get the metric's fill
 //! l1..ln    ratio and derived metrics, a layer per dependency depth
 //! ```
 //! Totals are aggregated from the rows, never added up from the members.
+//!
+//! A table with several period types (`month`, `quarter`, `trailing_12m`)
+//! stacks one such pipeline per type: simple metrics are recomputed from
+//! the rows of the longer period (only rows inside the range count), ratio
+//! and derived metrics from those, and a metric with `rollup = "last"`
+//! takes the value of the window's last base period inside the range.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::catalog::{Catalog, Grain, Metric, MetricKind, TableKind};
-use crate::plan::metric_closure;
+use crate::catalog::{
+    Catalog, Dimension, Grain, Members, Metric, MetricKind, PeriodType, Rollup, TableKind,
+};
+use crate::plan::dag::topological;
 
-use super::ident;
+use super::{ident, literal};
 
 /// The engine's relation of periods of a grain (column `period`, a DATE).
 pub fn periods_relation(grain: Grain) -> String {
@@ -26,228 +34,486 @@ pub fn periods_relation(grain: Grain) -> String {
 /// Value a member takes when the row has none.
 pub const UNKNOWN_MEMBER: &str = "unknown";
 
-/// SQL of table `table_name`; `expand` resolves `${param}` placeholders.
-/// Panics if the table is not a metric table (the caller matched on it).
-pub fn table_sql(catalog: &Catalog, table_name: &str, expand: &dyn Fn(&str) -> String) -> String {
-    let table = catalog.table(table_name).expect("validated table");
-    let TableKind::Metrics {
-        metrics,
-        grain,
-        dimensions,
-        time_column,
-    } = &table.kind
-    else {
-        panic!("table_sql on a model table");
-    };
-    grid_sql(catalog, metrics, *grain, dimensions, time_column, expand)
+/// What a grid holds and how it is laid out.
+#[derive(Debug, Clone, Copy)]
+pub struct Grid<'a> {
+    pub metrics: &'a [String],
+    pub grain: Grain,
+    pub dimensions: &'a [String],
+    /// Dimensions with a total (null) member.
+    pub totals: &'a [String],
+    pub time_column: &'a str,
+    /// Empty: the grain alone.
+    pub period_types: &'a [PeriodType],
+    pub period_type_column: &'a str,
+    /// Metrics whose input table is absent: published as typed nulls.
+    pub skipped: &'a BTreeSet<String>,
 }
 
-/// SQL of a grid of `metrics` by `grain` and `dimensions`.
-pub fn grid_sql(
-    catalog: &Catalog,
-    metrics: &[String],
-    grain: Grain,
-    dimensions: &[String],
-    time_column: &str,
-    expand: &dyn Fn(&str) -> String,
-) -> String {
-    let all: Vec<&Metric> = metric_closure(catalog, metrics)
+impl<'a> Grid<'a> {
+    /// The grid of a metric table; None for a model table.
+    pub fn of_table(
+        catalog: &'a Catalog,
+        table: &str,
+        skipped: &'a BTreeSet<String>,
+    ) -> Option<Grid<'a>> {
+        match &catalog.table(table)?.kind {
+            TableKind::Metrics {
+                metrics,
+                grain,
+                dimensions,
+                totals,
+                time_column,
+                period_types,
+                period_type_column,
+            } => Some(Grid {
+                metrics,
+                grain: *grain,
+                dimensions,
+                totals,
+                time_column,
+                period_types,
+                period_type_column,
+                skipped,
+            }),
+            TableKind::Model { .. } => None,
+        }
+    }
+}
+
+/// The SQL of the members of a dimension, as a column named like it.
+pub fn members_sql(dim: &Dimension) -> String {
+    let d = ident(&dim.name);
+    match &dim.members {
+        Members::Relation(r) => format!(
+            "SELECT DISTINCT coalesce(CAST({d} AS VARCHAR), '{UNKNOWN_MEMBER}') AS {d} FROM {}",
+            ident(r)
+        ),
+        Members::List(list) => list
+            .iter()
+            .map(|m| format!("SELECT CAST({} AS VARCHAR) AS {d}", literal(m)))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL "),
+    }
+}
+
+/// `metrics` and what they are computed from, dependencies first; the
+/// dependencies of `cut` metrics are left out.
+fn closure<'c>(
+    catalog: &'c Catalog,
+    metrics: &'c [String],
+    cut: &dyn Fn(&Metric) -> bool,
+) -> Vec<&'c Metric> {
+    let edges: BTreeMap<&str, Vec<&str>> = catalog
+        .metrics
+        .iter()
+        .map(|m| {
+            let deps = if cut(m) {
+                Vec::new()
+            } else {
+                m.depends_on.iter().map(String::as_str).collect()
+            };
+            (m.name.as_str(), deps)
+        })
+        .collect();
+    topological(&edges, metrics.iter().map(String::as_str))
         .into_iter()
         .map(|m| catalog.metric(m).expect("validated metric"))
-        .collect();
-    let dims: Vec<String> = dimensions.iter().map(|d| ident(d)).collect();
-    let member = |d: &str| format!("coalesce(CAST({d} AS VARCHAR), '{UNKNOWN_MEMBER}')");
-    let null_dims = |with_alias: bool| -> Vec<String> {
-        dims.iter()
-            .map(|d| {
-                if with_alias {
-                    format!("CAST(NULL AS VARCHAR) AS {d}")
-                } else {
-                    "CAST(NULL AS VARCHAR)".into()
-                }
-            })
-            .collect()
-    };
-    let periods = ident(&periods_relation(grain));
+        .collect()
+}
 
-    let mut ctes = Vec::new();
+/// How the rows of a simple metric reach the periods of one period type.
+#[derive(Clone, Copy)]
+enum Periods {
+    Grain(Grain),
+    /// The `n` base periods ending with each base period.
+    Trailing(u32, Grain),
+}
 
-    // The grid.
-    let mut grid = format!(
-        "SELECT p.period{} FROM {periods} p",
-        prefixed(
-            &dims
-                .iter()
-                .map(|d| format!("m_{}.{d}", strip(d)))
-                .collect::<Vec<_>>()
-        )
-    );
-    for d in dimensions {
-        let dim = catalog.dimension(d).expect("validated dimension");
-        grid.push_str(&format!(
-            " CROSS JOIN (SELECT DISTINCT {} AS {} FROM {}) m_{d}",
-            member(&ident(d)),
-            ident(d),
-            ident(&dim.values)
-        ));
+/// The step of `n` periods of `grain`, as an interval literal.
+fn interval(grain: Grain, n: u32) -> String {
+    match grain {
+        Grain::Day => format!("INTERVAL '{n} days'"),
+        Grain::Week => format!("INTERVAL '{} days'", 7 * n),
+        Grain::Month => format!("INTERVAL '{n} months'"),
+        Grain::Quarter => format!("INTERVAL '{} months'", 3 * n),
+        Grain::Year => format!("INTERVAL '{n} years'"),
     }
-    if !dims.is_empty() {
-        grid.push_str(&format!(
-            " UNION ALL SELECT p.period{} FROM {periods} p",
-            prefixed(&null_dims(true))
-        ));
-    }
-    ctes.push(format!("grid AS ({grid})"));
+}
 
-    // Simple metrics, one aggregate per (model, time, filter).
-    let mut groups: BTreeMap<(String, String, String), Vec<&Metric>> = BTreeMap::new();
-    for m in &all {
-        if let MetricKind::Simple {
-            model,
-            time,
-            filter,
-            ..
-        } = &m.kind
-        {
-            let filter = filter.as_ref().map(|f| expand(&f.text)).unwrap_or_default();
-            groups
-                .entry((model.clone(), time.clone(), filter))
-                .or_default()
-                .push(m);
+/// The CTEs of one period type; returns the name of the last one.
+struct Pipeline<'g> {
+    catalog: &'g Catalog,
+    grid: &'g Grid<'g>,
+    expand: &'g dyn Fn(&str) -> String,
+    dims: Vec<String>,
+    ctes: Vec<String>,
+}
+
+impl Pipeline<'_> {
+    fn member(d: &str) -> String {
+        format!("coalesce(CAST({d} AS VARCHAR), '{UNKNOWN_MEMBER}')")
+    }
+
+    /// For each total pattern (none, then all totals), which dimensions are
+    /// kept (true) or null (false).
+    fn patterns(&self) -> Vec<Vec<bool>> {
+        let mut out = vec![vec![true; self.dims.len()]];
+        if !self.grid.totals.is_empty() {
+            out.push(
+                self.grid
+                    .dimensions
+                    .iter()
+                    .map(|d| !self.grid.totals.contains(d))
+                    .collect(),
+            );
         }
+        out
     }
-    let trunc = |time: &str| period_of(grain, &ident(time));
-    let mut joins = Vec::new();
-    let mut base_select = vec!["g.period".to_string()];
-    base_select.extend(dims.iter().map(|d| format!("g.{d}")));
-    for (i, ((model, time, filter), members)) in groups.iter().enumerate() {
-        let aggs: Vec<String> = members
+
+    fn run(
+        &mut self,
+        prefix: &str,
+        periods: Periods,
+        all: &[&Metric],
+        last_from: Option<&str>,
+    ) -> String {
+        let dims = self.dims.clone();
+        let catalog = self.catalog;
+        let expand = self.expand;
+        let periods_rel = match periods {
+            Periods::Grain(g) | Periods::Trailing(_, g) => ident(&periods_relation(g)),
+        };
+
+        // The grid.
+        let grid: Vec<String> = self
+            .patterns()
             .iter()
-            .map(|m| match &m.kind {
-                MetricKind::Simple { expr, .. } => {
-                    format!("{} AS {}", expand(&expr.text), ident(&m.name))
+            .map(|keep| {
+                let mut sql = format!(
+                    "SELECT p.period{} FROM {periods_rel} p",
+                    dims.iter()
+                        .zip(keep)
+                        .map(|(d, k)| if *k {
+                            format!(", m_{}.{d}", d.trim_matches('"'))
+                        } else {
+                            format!(", CAST(NULL AS VARCHAR) AS {d}")
+                        })
+                        .collect::<String>()
+                );
+                for (name, k) in self.grid.dimensions.iter().zip(keep) {
+                    if *k {
+                        let dim = catalog.dimension(name).expect("validated dimension");
+                        sql.push_str(&format!(" CROSS JOIN ({}) m_{name}", members_sql(dim)));
+                    }
                 }
-                _ => unreachable!(),
+                sql
             })
             .collect();
-        let where_clause = if filter.is_empty() {
+        self.ctes
+            .push(format!("{prefix}grid AS ({})", grid.join(" UNION ALL ")));
+
+        let is_last = |m: &Metric| last_from.is_some() && m.rollup == Rollup::Last;
+
+        // Simple metrics, one aggregate per (model, time, filter).
+        let mut groups: BTreeMap<(String, String, String), Vec<&Metric>> = BTreeMap::new();
+        for m in all.iter().copied().filter(|m| !is_last(m)) {
+            if let MetricKind::Simple {
+                model,
+                time,
+                filter,
+                ..
+            } = &m.kind
+            {
+                let filter = filter.as_ref().map(|f| expand(&f.text)).unwrap_or_default();
+                groups
+                    .entry((model.clone(), time.clone(), filter))
+                    .or_default()
+                    .push(m);
+            }
+        }
+        let mut joins = Vec::new();
+        let mut base_select = vec!["g.period".to_string()];
+        base_select.extend(dims.iter().map(|d| format!("g.{d}")));
+        let on_dims = |a: &str, b: &str| -> String {
+            dims.iter()
+                .map(|d| format!(" AND ({a}.{d} IS NOT DISTINCT FROM {b}.{d})"))
+                .collect()
+        };
+        for (i, ((model, time, filter), members)) in groups.iter().enumerate() {
+            let aggs: Vec<String> = members
+                .iter()
+                .map(|m| match &m.kind {
+                    MetricKind::Simple { expr, .. } => {
+                        format!("{} AS {}", expand(&expr.text), ident(&m.name))
+                    }
+                    _ => unreachable!(),
+                })
+                .collect();
+            let t = ident(time);
+            // Only rows inside the range count, also in a period that
+            // overlaps its edge (days and months never do).
+            let mut conditions = Vec::new();
+            if !matches!(periods, Periods::Grain(Grain::Day | Grain::Month)) {
+                conditions.push(expand(&format!(
+                    "CAST({t} AS DATE) >= ${{range_start}} AND CAST({t} AS DATE) <= ${{range_end_day}}"
+                )));
+            }
+            if !filter.is_empty() {
+                conditions.push(format!("({filter})"));
+            }
+            let where_clause = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conditions.join(" AND "))
+            };
+            let (period, join) = match periods {
+                Periods::Grain(g) => (period_of(g, &t), String::new()),
+                Periods::Trailing(n, g) => (
+                    "__w.period".to_string(),
+                    format!(
+                        " JOIN {periods_rel} __w ON {row} <= __w.period AND {row} >= CAST(CAST(__w.period AS TIMESTAMP) - {} AS DATE)",
+                        interval(g, n - 1),
+                        row = period_of(g, &t),
+                    ),
+                ),
+            };
+            let branches: Vec<String> = self
+                .patterns()
+                .iter()
+                .map(|keep| {
+                    let cols: String = dims
+                        .iter()
+                        .zip(keep)
+                        .map(|(d, k)| if *k {
+                            format!(", {} AS {d}", Self::member(d))
+                        } else {
+                            format!(", CAST(NULL AS VARCHAR) AS {d}")
+                        })
+                        .collect();
+                    // GROUP BY positions: the period, then the kept dimensions.
+                    let by: Vec<String> = std::iter::once(1)
+                        .chain(keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i + 2))
+                        .map(|n| n.to_string())
+                        .collect();
+                    format!(
+                        "SELECT {period} AS period{cols}, {} FROM {}{join}{where_clause} GROUP BY {}",
+                        aggs.join(", "),
+                        ident(model),
+                        by.join(", ")
+                    )
+                })
+                .collect();
+            self.ctes.push(format!(
+                "{prefix}s{i} AS ({})",
+                branches.join(" UNION ALL ")
+            ));
+            joins.push(format!(
+                " LEFT JOIN {prefix}s{i} ON g.period = {prefix}s{i}.period{}",
+                on_dims("g", &format!("{prefix}s{i}"))
+            ));
+            for m in members {
+                let MetricKind::Simple { fill, .. } = &m.kind else {
+                    unreachable!()
+                };
+                base_select.push(match fill {
+                    Some(f) => format!(
+                        "coalesce({prefix}s{i}.{name}, {}) AS {name}",
+                        number(*f),
+                        name = ident(&m.name)
+                    ),
+                    None => format!("{prefix}s{i}.{}", ident(&m.name)),
+                });
+            }
+        }
+        // Metrics that take the value of the window's last base period.
+        let lasts: Vec<&Metric> = all.iter().copied().filter(|m| is_last(m)).collect();
+        if let (Some(base), false) = (last_from, lasts.is_empty()) {
+            let values: Vec<String> = lasts.iter().map(|m| ident(&m.name)).collect();
+            let sql = match periods {
+                Periods::Grain(g) => format!(
+                    "SELECT {} AS period{}, {} FROM {base} GROUP BY 1{}",
+                    period_of(g, "period"),
+                    dims.iter().map(|d| format!(", {d}")).collect::<String>(),
+                    values
+                        .iter()
+                        .map(|v| format!("last_value({v} ORDER BY period) AS {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    dims.iter().map(|d| format!(", {d}")).collect::<String>(),
+                ),
+                Periods::Trailing(..) => format!(
+                    "SELECT period{}, {} FROM {base}",
+                    dims.iter().map(|d| format!(", {d}")).collect::<String>(),
+                    values.join(", ")
+                ),
+            };
+            self.ctes.push(format!("{prefix}last AS ({sql})"));
+            joins.push(format!(
+                " LEFT JOIN {prefix}last ON g.period = {prefix}last.period{}",
+                on_dims("g", &format!("{prefix}last"))
+            ));
+            base_select.extend(values.iter().map(|v| format!("{prefix}last.{v}")));
+        }
+        self.ctes.push(format!(
+            "{prefix}l0 AS (SELECT {} FROM {prefix}grid g{})",
+            base_select.join(", "),
+            joins.concat()
+        ));
+
+        // Ratio and derived metrics, layered by dependency depth.
+        let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in all {
+            let d = if matches!(m.kind, MetricKind::Simple { .. }) || is_last(m) {
+                0
+            } else {
+                m.depends_on
+                    .iter()
+                    .map(|dep| depth.get(dep.as_str()).copied().unwrap_or(0) + 1)
+                    .max()
+                    .unwrap_or(0)
+                    .max(1)
+            };
+            depth.insert(m.name.as_str(), d);
+        }
+        let max_depth = depth.values().copied().max().unwrap_or(0);
+        let partition = if dims.is_empty() {
             String::new()
         } else {
-            format!(" WHERE {filter}")
+            format!("PARTITION BY {} ", dims.join(", "))
         };
-        let by_members: Vec<String> = dims
-            .iter()
-            .map(|d| format!("{} AS {d}", member(d)))
-            .collect();
-        let group_by: Vec<String> = (1..=dims.len() + 1).map(|n| n.to_string()).collect();
-        let mut sql = format!(
-            "SELECT {} AS period{}, {} FROM {}{where_clause} GROUP BY {}",
-            trunc(time),
-            prefixed(&by_members),
-            aggs.join(", "),
-            ident(model),
-            group_by.join(", ")
-        );
-        if !dims.is_empty() {
-            sql.push_str(&format!(
-                " UNION ALL SELECT {} AS period{}, {} FROM {}{where_clause} GROUP BY 1",
-                trunc(time),
-                prefixed(&null_dims(true)),
-                aggs.join(", "),
-                ident(model)
+        for level in 1..=max_depth {
+            let exprs: Vec<String> = all
+                .iter()
+                .filter(|m| depth[m.name.as_str()] == level)
+                .map(|m| {
+                    let value = match &m.kind {
+                        MetricKind::Ratio { numerator, denominator } => format!(
+                            "CASE WHEN ({den}) = 0 THEN NULL ELSE CAST(({num}) AS DOUBLE) / ({den}) END",
+                            num = expand(&numerator.text),
+                            den = expand(&denominator.text)
+                        ),
+                        MetricKind::Derived { expr, window: None } => format!("({})", expand(&expr.text)),
+                        MetricKind::Derived { expr, window: Some(w) } => format!(
+                            "{}({}) OVER ({partition}ORDER BY period ROWS BETWEEN {} PRECEDING AND CURRENT ROW)",
+                            w.agg,
+                            expand(&expr.text),
+                            w.periods - 1
+                        ),
+                        _ => unreachable!("relation metrics are not in grids"),
+                    };
+                    format!("{value} AS {}", ident(&m.name))
+                })
+                .collect();
+            self.ctes.push(format!(
+                "{prefix}l{level} AS (SELECT *, {} FROM {prefix}l{})",
+                exprs.join(", "),
+                level - 1
             ));
         }
-        ctes.push(format!("s{i} AS ({sql})"));
-        let on: Vec<String> = std::iter::once(format!("g.period = s{i}.period"))
-            .chain(
-                dims.iter()
-                    .map(|d| format!("g.{d} IS NOT DISTINCT FROM s{i}.{d}")),
-            )
-            .collect();
-        joins.push(format!(" LEFT JOIN s{i} ON {}", on.join(" AND ")));
-        for m in members {
-            let MetricKind::Simple { fill, .. } = &m.kind else {
-                unreachable!()
-            };
-            base_select.push(match fill {
-                Some(f) => format!(
-                    "coalesce(s{i}.{name}, {}) AS {name}",
-                    number(*f),
-                    name = ident(&m.name)
-                ),
-                None => format!("s{i}.{}", ident(&m.name)),
-            });
-        }
+        format!("{prefix}l{max_depth}")
     }
-    ctes.push(format!(
-        "l0 AS (SELECT {} FROM grid g{})",
-        base_select.join(", "),
-        joins.concat()
-    ));
+}
 
-    // Ratio and derived metrics, layered by dependency depth.
-    let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
-    for m in &all {
-        let d = m
-            .depends_on
-            .iter()
-            .map(|dep| depth.get(dep.as_str()).copied().unwrap_or(0) + 1)
-            .max()
-            .unwrap_or(0);
-        let d = if matches!(m.kind, MetricKind::Simple { .. }) {
-            0
-        } else {
-            d.max(1)
-        };
-        depth.insert(m.name.as_str(), d);
-    }
-    let max_depth = depth.values().copied().max().unwrap_or(0);
-    let partition = if dims.is_empty() {
-        String::new()
-    } else {
-        format!("PARTITION BY {} ", dims.join(", "))
+/// SQL of the table `table_name`, a metric table; `expand` resolves
+/// `${param}` placeholders.
+pub fn table_sql(
+    catalog: &Catalog,
+    table_name: &str,
+    skipped: &BTreeSet<String>,
+    expand: &dyn Fn(&str) -> String,
+) -> Option<String> {
+    Grid::of_table(catalog, table_name, skipped).map(|g| grid_sql(catalog, &g, expand))
+}
+
+/// SQL of a grid.
+pub fn grid_sql(catalog: &Catalog, grid: &Grid, expand: &dyn Fn(&str) -> String) -> String {
+    let dims: Vec<String> = grid.dimensions.iter().map(|d| ident(d)).collect();
+    let mut p = Pipeline {
+        catalog,
+        grid,
+        expand,
+        dims: dims.clone(),
+        ctes: Vec::new(),
     };
-    for level in 1..=max_depth {
-        let exprs: Vec<String> = all
-            .iter()
-            .filter(|m| depth[m.name.as_str()] == level)
-            .map(|m| {
-                let value = match &m.kind {
-                    MetricKind::Ratio { numerator, denominator } => format!(
-                        "CASE WHEN ({den}) = 0 THEN NULL ELSE CAST(({num}) AS DOUBLE) / ({den}) END",
-                        num = expand(&numerator.text),
-                        den = expand(&denominator.text)
-                    ),
-                    MetricKind::Derived { expr, window: None } => format!("({})", expand(&expr.text)),
-                    MetricKind::Derived { expr, window: Some(w) } => format!(
-                        "{}({}) OVER ({partition}ORDER BY period ROWS BETWEEN {} PRECEDING AND CURRENT ROW)",
-                        w.agg,
-                        expand(&expr.text),
-                        w.periods - 1
-                    ),
-                    MetricKind::Simple { .. } => unreachable!(),
-                };
-                format!("{value} AS {}", ident(&m.name))
-            })
-            .collect();
-        ctes.push(format!(
-            "l{level} AS (SELECT *, {} FROM l{})",
-            exprs.join(", "),
-            level - 1
+    let columns = |period_type: Option<&str>| -> String {
+        let mut out = Vec::new();
+        if let Some(t) = period_type {
+            out.push(format!(
+                "CAST({} AS VARCHAR) AS {}",
+                literal(t),
+                ident(grid.period_type_column)
+            ));
+        }
+        out.push(format!("period AS {}", ident(grid.time_column)));
+        out.extend(dims.iter().cloned());
+        out.extend(grid.metrics.iter().map(|m| {
+            let q = ident(m);
+            if grid.skipped.contains(m) {
+                // The column keeps its type; its table is absent.
+                format!("CASE WHEN false THEN {q} END AS {q}")
+            } else {
+                q
+            }
+        }));
+        out.join(", ")
+    };
+    let order_dims: String = dims.iter().map(|d| format!(", {d} NULLS LAST")).collect();
+    if grid.period_types.is_empty() {
+        let all = closure(catalog, grid.metrics, &|_| false);
+        let last = p.run("", Periods::Grain(grid.grain), &all, None);
+        return format!(
+            "WITH {}
+SELECT {} FROM {last} ORDER BY period{order_dims}",
+            p.ctes.join(
+                ",
+"
+            ),
+            columns(None)
+        );
+    }
+    // The base grain first: every metric, and what `last` metrics need.
+    let all = closure(catalog, grid.metrics, &|_| false);
+    let base = p.run("b_", Periods::Grain(grid.grain), &all, None);
+    let mut selects = Vec::new();
+    for (i, t) in grid.period_types.iter().enumerate() {
+        let name = t.name();
+        let last = if *t == PeriodType::Grain(grid.grain) {
+            base.clone()
+        } else {
+            let cut = closure(catalog, grid.metrics, &|m| m.rollup == Rollup::Last);
+            let periods = match t {
+                PeriodType::Grain(g) => Periods::Grain(*g),
+                PeriodType::Trailing(n, _) => Periods::Trailing(*n, grid.grain),
+            };
+            p.run(&format!("p{i}_"), periods, &cut, Some(&base))
+        };
+        selects.push(format!(
+            "SELECT {}, {i} AS __type FROM {last}",
+            columns(Some(&name))
         ));
     }
-
-    let mut out = vec![format!("period AS {}", ident(time_column))];
-    out.extend(dims.iter().cloned());
-    out.extend(metrics.iter().map(|m| ident(m)));
-    let order: Vec<String> = std::iter::once("period".to_string())
+    let order: String = std::iter::once("__type".to_string())
+        .chain(std::iter::once(ident(grid.time_column)))
         .chain(dims.iter().map(|d| format!("{d} NULLS LAST")))
-        .collect();
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = vec![ident(grid.period_type_column), ident(grid.time_column)];
+    out.extend(dims.iter().cloned());
+    out.extend(grid.metrics.iter().map(|m| ident(m)));
     format!(
-        "WITH {}\nSELECT {} FROM l{max_depth} ORDER BY {}",
-        ctes.join(",\n"),
-        out.join(", "),
-        order.join(", ")
+        "WITH {},
+__stack AS ({})
+SELECT {} FROM __stack ORDER BY {order}",
+        p.ctes.join(
+            ",
+"
+        ),
+        selects.join(
+            "
+UNION ALL "
+        ),
+        out.join(", ")
     )
 }
 
@@ -262,16 +528,8 @@ pub fn period_of(grain: Grain, t: &str) -> String {
     }
 }
 
-fn prefixed(items: &[String]) -> String {
-    items.iter().map(|i| format!(", {i}")).collect()
-}
-
-fn strip(quoted: &str) -> String {
-    quoted.trim_matches('"').to_string()
-}
-
 /// A number literal that keeps integers integral, so counts stay BIGINT.
-fn number(x: f64) -> String {
+pub fn number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{}", x as i64)
     } else {

@@ -4,6 +4,7 @@
 //! any other query, with only built-in functions.
 
 pub mod metrics;
+pub mod relations;
 pub mod source;
 
 /// A SQL identifier, quoted so that any column name is safe.

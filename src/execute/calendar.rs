@@ -12,6 +12,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::catalog::{Grain, ParamValue, Project};
 use crate::compile::metrics::periods_relation;
+use crate::compile::relations::window_relation;
 use crate::error::{Result, VitalsError};
 
 /// The dates a build reports on.
@@ -84,8 +85,12 @@ impl Range {
     }
 }
 
-/// Registers `calendar_months` and the period relations of every grain.
-pub fn register(ctx: &SessionContext, range: &Range) -> Result<()> {
+/// Registers `calendar_months`, the period relations of every grain, and
+/// for each trailing window of `windows` (grain, days) the relation of
+/// (day, period) pairs whose window holds the day: joining rows to it by
+/// day is an equi-join, where a range condition would be a nested loop
+/// over every row and period.
+pub fn register(ctx: &SessionContext, range: &Range, windows: &[(Grain, u32)]) -> Result<()> {
     let months = months_between(range.history_start, range.end);
     let ends: Vec<NaiveDate> = months.iter().map(|m| month_end(*m)).collect();
     register_dates(
@@ -97,7 +102,35 @@ pub fn register(ctx: &SessionContext, range: &Range) -> Result<()> {
         let periods = periods(grain, range.start, month_end(range.end));
         register_dates(ctx, &periods_relation(grain), &[("period", &periods)])?;
     }
+    for (grain, days) in windows {
+        let mut day_col = Vec::new();
+        let mut period_col = Vec::new();
+        for period in periods(*grain, range.start, month_end(range.end)) {
+            let last = period_end(*grain, period);
+            for back in 0..i64::from(*days) {
+                day_col.push(last - Duration::days(back));
+                period_col.push(period);
+            }
+        }
+        register_dates(
+            ctx,
+            &window_relation(*grain, *days),
+            &[("day", &day_col), ("period", &period_col)],
+        )?;
+    }
     Ok(())
+}
+
+/// The last day of the period of `grain` that starts on `period`.
+fn period_end(grain: Grain, period: NaiveDate) -> NaiveDate {
+    let next = match grain {
+        Grain::Day => period + Duration::days(1),
+        Grain::Week => period + Duration::days(7),
+        Grain::Month => period + Months::new(1),
+        Grain::Quarter => period + Months::new(3),
+        Grain::Year => period + Months::new(12),
+    };
+    next - Duration::days(1)
 }
 
 fn months_between(first: NaiveDate, last: NaiveDate) -> Vec<NaiveDate> {

@@ -71,7 +71,7 @@ pub fn relations_of<'c>(catalog: &'c Catalog, table: &'c Table) -> Vec<&'c str> 
             let mut out: Vec<&str> = dimensions
                 .iter()
                 .filter_map(|d| catalog.dimension(d))
-                .map(|d| d.values.as_str())
+                .filter_map(|d| d.relation())
                 .collect();
             for m in metric_closure(catalog, metrics) {
                 if let Some(MetricKind::Simple { model, .. }) = catalog.metric(m).map(|m| &m.kind) {

@@ -3,5 +3,7 @@
 
 mod build_plan;
 pub mod dag;
+mod skips;
 
 pub use build_plan::{BuildPlan, SelectionError, metric_closure, relations_of};
+pub use skips::Skips;

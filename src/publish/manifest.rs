@@ -23,6 +23,19 @@ pub struct Manifest {
     /// Optional source tables that were absent, by name.
     #[serde(default)]
     pub absent_sources: Vec<String>,
+    /// What was left out because an input table was absent.
+    #[serde(default)]
+    pub skipped: Vec<SkippedEntry>,
+}
+
+/// A table left out (`columns` empty), or its columns published as nulls,
+/// because it needs absent input tables.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SkippedEntry {
+    pub table: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    pub needs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

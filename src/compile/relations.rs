@@ -1,0 +1,410 @@
+//! The SQL of the metric kinds that are relations: `cohort` and `score`.
+//! Each becomes a model of the catalog (named like the metric) whose SQL
+//! the engine writes, so models and tables read it like any other, and it
+//! is built in dependency order with the rest.
+//!
+//! ```text
+//! cohort   rows -> first period meeting `cohort` per entity (members, with
+//!          their dimensions at that period) -> grid cohorts x periods
+//!          since x members (+ total) <- sizes, measures per period
+//! score    population (entity, period) <- one aggregate per group of
+//!          components reading the same rows (window or period) -> raw
+//!          (fill, missing) -> component scores -> weighted, renormalised,
+//!          rounded score -> band
+//! ```
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{
+    Catalog, Cohort, Component, Dimension, Grain, Metric, MetricKind, Model, Score, SourceText,
+};
+
+use super::ident;
+use super::metrics::{members_sql, number, period_of, periods_relation};
+
+/// The generated model of a cohort or score metric.
+pub fn model_of(
+    metric: &Metric,
+    catalog_toml: &SourceText,
+    dimensions: &[Dimension],
+) -> Option<Model> {
+    let (sql, reads) = match &metric.kind {
+        MetricKind::Cohort(c) => {
+            let mut reads = vec![c.model.clone()];
+            reads.extend(
+                c.dimensions
+                    .iter()
+                    .filter_map(|d| dimensions.iter().find(|x| &x.name == d))
+                    .filter_map(|d| d.relation().map(str::to_string)),
+            );
+            (cohort_sql(c, dimensions), reads)
+        }
+        MetricKind::Score(s) => {
+            let mut reads = vec![s.population.clone()];
+            reads.extend(s.components.iter().map(|c| c.from.clone()));
+            (score_sql(s), reads)
+        }
+        _ => return None,
+    };
+    let mut reads: Vec<String> = reads;
+    reads.sort();
+    reads.dedup();
+    Some(Model {
+        name: metric.name.clone(),
+        sql_path: catalog_toml.path.clone(),
+        sql: SourceText::new(
+            format!("{} [metrics.{}]", catalog_toml.path.display(), metric.name),
+            sql,
+        ),
+        reads,
+        metric: Some(metric.name.clone()),
+    })
+}
+
+/// The engine's relation of (day, period) pairs of a trailing window of
+/// `days` days ending on the last day of each period of `grain`.
+pub fn window_relation(grain: Grain, days: u32) -> String {
+    format!("__window_{}_{days}", grain.name())
+}
+
+/// The trailing windows the score metrics of a catalog read.
+pub fn windows(catalog: &Catalog) -> Vec<(Grain, u32)> {
+    let mut out: Vec<(Grain, u32)> = catalog
+        .metrics
+        .iter()
+        .filter_map(|m| match &m.kind {
+            MetricKind::Score(s) => Some(s),
+            _ => None,
+        })
+        .flat_map(|s| {
+            s.components
+                .iter()
+                .filter_map(|c| c.window_days.map(|d| (s.grain, d)))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn cohort_sql(c: &Cohort, dimensions: &[Dimension]) -> String {
+    let dims: Vec<String> = c.dimensions.iter().map(|d| ident(d)).collect();
+    let with = |prefix: &str| -> String { dims.iter().map(|d| format!(", {prefix}{d}")).collect() };
+    let nulls: String = dims
+        .iter()
+        .map(|d| format!(", CAST(NULL AS VARCHAR) AS {d}"))
+        .collect();
+    let filter = c
+        .filter
+        .as_ref()
+        .map(|f| format!(" WHERE ({})", f.text))
+        .unwrap_or_default();
+    let starts = &c.starts_when.text;
+    let periods = ident(&periods_relation(c.grain));
+    let member_cols: String = dims
+        .iter()
+        .map(|d| format!(", max(coalesce(CAST(r.{d} AS VARCHAR), 'unknown')) AS {d}"))
+        .collect();
+    let member_joins: String = c
+        .dimensions
+        .iter()
+        .map(|d| {
+            let dim = dimensions
+                .iter()
+                .find(|x| &x.name == d)
+                .expect("validated dimension");
+            format!(" CROSS JOIN ({}) m_{d}", members_sql(dim))
+        })
+        .collect();
+    let grid_dims: String = dims
+        .iter()
+        .zip(&c.dimensions)
+        .map(|(q, d)| format!(", m_{d}.{q}"))
+        .collect();
+    let measures: Vec<String> = c
+        .measures
+        .iter()
+        .map(|m| format!("{} AS {}", m.expr.text, ident(&m.name)))
+        .collect();
+    let group_by = |n: usize| -> String {
+        (1..=n)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let on_dims = |a: &str, b: &str| -> String {
+        dims.iter()
+            .map(|d| format!(" AND ({a}.{d} IS NOT DISTINCT FROM {b}.{d})"))
+            .collect()
+    };
+    let total_branch = |body: String, tail: String| -> String {
+        if dims.is_empty() {
+            String::new()
+        } else {
+            format!(" UNION ALL {body}{tail}")
+        }
+    };
+    let grid_total = total_branch(
+        format!(
+            "SELECT c.__period AS __cohort, a.__period AS __at, CAST(a.__n - c.__n AS BIGINT) AS __k{nulls}"
+        ),
+        " FROM __numbered c JOIN __numbered a ON a.__n >= c.__n".into(),
+    );
+    let sizes_total = total_branch(
+        format!("SELECT __cohort{nulls}, count(*) AS __size"),
+        " FROM __members GROUP BY 1".into(),
+    );
+    let activity_total = total_branch(
+        format!(
+            "SELECT m.__cohort, r.__period AS __at{nulls}, {}",
+            measures.join(", ")
+        ),
+        " FROM __members m JOIN __rows r ON r.__entity = m.__entity AND r.__period >= m.__cohort GROUP BY 1, 2".into(),
+    );
+    let cells: Vec<String> = c
+        .measures
+        .iter()
+        .map(|m| {
+            let q = ident(&m.name);
+            match m.fill {
+                Some(f) => format!("coalesce(a.{q}, {}) AS {q}", number(f)),
+                None => format!("a.{q}"),
+            }
+        })
+        .collect();
+    let partition = std::iter::once("__cohort".to_string())
+        .chain(dims.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = vec![format!("__cohort AS {}", ident(&c.cohort_column))];
+    out.extend(dims.iter().cloned());
+    out.push(format!("__k AS {}", ident(&c.since_column)));
+    out.push(format!("__size AS {}", ident(&c.size_column)));
+    for m in &c.measures {
+        let q = ident(&m.name);
+        out.push(q.clone());
+        if let Some(r) = &m.retention {
+            let base = if m.over_size {
+                "__size".to_string()
+            } else {
+                format!("first_value({q}) OVER (PARTITION BY {partition} ORDER BY __k)")
+            };
+            out.push(format!(
+                "CASE WHEN ({base}) = 0 THEN NULL ELSE CAST({q} AS DOUBLE) / ({base}) END AS {}",
+                ident(r)
+            ));
+        }
+    }
+    let order: Vec<String> = std::iter::once("__cohort".to_string())
+        .chain(dims.iter().map(|d| format!("{d} NULLS LAST")))
+        .chain(std::iter::once("__k".to_string()))
+        .collect();
+    let n = dims.len();
+    format!(
+        "WITH __rows AS (SELECT *, {entity} AS __entity, {period} AS __period FROM {model}{filter}),\n\
+         __starts AS (SELECT __entity, min(__period) AS __cohort FROM __rows WHERE ({starts}) GROUP BY __entity),\n\
+         __members AS (SELECT s.__entity, s.__cohort{member_cols} FROM __starts s JOIN __rows r \
+           ON r.__entity = s.__entity AND r.__period = s.__cohort GROUP BY s.__entity, s.__cohort),\n\
+         __numbered AS (SELECT period AS __period, row_number() OVER (ORDER BY period) AS __n FROM {periods}),\n\
+         __grid AS (SELECT c.__period AS __cohort, a.__period AS __at, CAST(a.__n - c.__n AS BIGINT) AS __k{grid_dims} \
+           FROM __numbered c JOIN __numbered a ON a.__n >= c.__n{member_joins}{grid_total}),\n\
+         __sizes AS (SELECT __cohort{dims_plain}, count(*) AS __size FROM __members GROUP BY {gb_sizes}{sizes_total}),\n\
+         __activity AS (SELECT m.__cohort, r.__period AS __at{m_dims}, {measures} FROM __members m JOIN __rows r \
+           ON r.__entity = m.__entity AND r.__period >= m.__cohort GROUP BY {gb_activity}{activity_total}),\n\
+         __cells AS (SELECT g.__cohort, g.__k{g_dims}, coalesce(z.__size, 0) AS __size{cells} FROM __grid g \
+           LEFT JOIN __sizes z ON z.__cohort = g.__cohort{on_sizes} \
+           LEFT JOIN __activity a ON a.__cohort = g.__cohort AND a.__at = g.__at{on_activity})\n\
+         SELECT {out} FROM __cells ORDER BY {order}",
+        entity = ident(&c.entity),
+        period = period_of(c.grain, &ident(&c.time)),
+        model = ident(&c.model),
+        dims_plain = with(""),
+        gb_sizes = group_by(1 + n),
+        m_dims = with("m."),
+        measures = measures.join(", "),
+        gb_activity = group_by(2 + n),
+        g_dims = with("g."),
+        cells = cells.iter().map(|c| format!(", {c}")).collect::<String>(),
+        on_sizes = on_dims("z", "g"),
+        on_activity = on_dims("a", "g"),
+        out = out.join(", "),
+        order = order.join(", "),
+    )
+}
+
+/// Components that read the same rows share one aggregate, except those
+/// with a DISTINCT aggregate: alone, DataFusion rewrites `count(DISTINCT x)`
+/// into a GROUP BY on x (bounded memory, spillable), where several distinct
+/// sets in one aggregate would each be a hash set per group in memory.
+type RowsKey = (String, String, Option<u32>, String, String);
+
+fn rows_key(c: &Component) -> RowsKey {
+    let alone = if c.raw.text.to_ascii_uppercase().contains("DISTINCT") {
+        c.name.clone()
+    } else {
+        String::new()
+    };
+    (
+        c.from.clone(),
+        c.time.clone(),
+        c.window_days,
+        c.filter
+            .as_ref()
+            .map(|f| f.text.clone())
+            .unwrap_or_default(),
+        alone,
+    )
+}
+
+fn score_sql(s: &Score) -> String {
+    let entity = ident(&s.entity);
+    let periods = ident(&periods_relation(s.grain));
+    let filter = s
+        .filter
+        .as_ref()
+        .map(|f| format!(" WHERE ({})", f.text))
+        .unwrap_or_default();
+    let keep: String = s.keep.iter().map(|k| format!(", {}", ident(k))).collect();
+    let mut ctes = vec![format!(
+        "__pop AS (SELECT {entity} AS __entity, {period} AS __period{keep} FROM {pop}{filter})",
+        period = period_of(s.grain, &ident(&s.time)),
+        pop = ident(&s.population),
+    )];
+    let mut groups: BTreeMap<RowsKey, Vec<&Component>> = BTreeMap::new();
+    for c in &s.components {
+        groups.entry(rows_key(c)).or_default().push(c);
+    }
+    let mut joins = String::new();
+    let mut raw_of: BTreeMap<&str, String> = BTreeMap::new();
+    for (i, ((from, time, window, filter, _), comps)) in groups.iter().enumerate() {
+        let (periods_of_row, on) = match window {
+            Some(n) => (
+                ident(&window_relation(s.grain, *n)),
+                format!("pe.day = CAST(r.{} AS DATE)", ident(time)),
+            ),
+            None => (
+                periods.clone(),
+                format!(
+                    "pe.period = {}",
+                    period_of(s.grain, &format!("r.{}", ident(time)))
+                ),
+            ),
+        };
+        let filter = if filter.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE ({filter})")
+        };
+        let aggs: Vec<String> = comps
+            .iter()
+            .map(|c| format!("{} AS {}", c.raw.text, ident(&c.name)))
+            .collect();
+        ctes.push(format!(
+            "__c{i} AS (SELECT r.{entity} AS __entity, pe.period AS __period, {} FROM {} r JOIN {periods_of_row} pe ON {on}{filter} GROUP BY 1, 2)",
+            aggs.join(", "),
+            ident(from)
+        ));
+        joins.push_str(&format!(
+            " LEFT JOIN __c{i} ON __c{i}.__entity = p.__entity AND __c{i}.__period = p.__period"
+        ));
+        for c in comps {
+            raw_of.insert(&c.name, format!("__c{i}.{}", ident(&c.name)));
+        }
+    }
+    let raws: Vec<String> = s
+        .components
+        .iter()
+        .map(|c| {
+            let mut parts = vec![raw_of[c.name.as_str()].clone()];
+            parts.extend(c.fill.map(number));
+            parts.extend(c.missing.map(number));
+            let value = if parts.len() == 1 {
+                parts.remove(0)
+            } else {
+                format!("coalesce({})", parts.join(", "))
+            };
+            format!("{value} AS {}", ident(&format!("{}_raw", c.name)))
+        })
+        .collect();
+    ctes.push(format!(
+        "__raw AS (SELECT p.*, {} FROM __pop p JOIN {periods} cal ON cal.period = p.__period{joins})",
+        raws.join(", ")
+    ));
+    let scores: Vec<String> = s
+        .components
+        .iter()
+        .map(|c| {
+            let raw = ident(&format!("{}_raw", c.name));
+            format!(
+                "CASE WHEN {raw} IS NULL THEN NULL ELSE greatest(0.0, least(100.0, 100.0 * (CAST({raw} AS DOUBLE) - ({bad})) / (({good}) - ({bad})))) END AS {}",
+                ident(&format!("{}_score", c.name)),
+                bad = number(c.bad),
+                good = number(c.good),
+            )
+        })
+        .collect();
+    ctes.push(format!(
+        "__scored AS (SELECT *, {} FROM __raw)",
+        scores.join(", ")
+    ));
+    let weighted: Vec<String> = s
+        .components
+        .iter()
+        .map(|c| {
+            format!(
+                "coalesce({w} * {}, 0.0)",
+                ident(&format!("{}_score", c.name)),
+                w = float(c.weight)
+            )
+        })
+        .collect();
+    let weights: Vec<String> = s
+        .components
+        .iter()
+        .map(|c| {
+            format!(
+                "CASE WHEN {} IS NULL THEN 0.0 ELSE {w} END",
+                ident(&format!("{}_score", c.name)),
+                w = float(c.weight)
+            )
+        })
+        .collect();
+    ctes.push(format!(
+        "__total AS (SELECT *, CASE WHEN ({den}) = 0 THEN NULL ELSE round(({num}) / ({den}), 6) END AS __score FROM __scored)",
+        num = weighted.join(" + "),
+        den = weights.join(" + "),
+    ));
+    let mut band = "CASE WHEN __score IS NULL THEN NULL".to_string();
+    for b in &s.bands {
+        match b.min {
+            Some(min) => band.push_str(&format!(
+                " WHEN __score >= {} THEN {}",
+                float(min),
+                super::literal(&b.name)
+            )),
+            None => band.push_str(&format!(" ELSE {}", super::literal(&b.name))),
+        }
+    }
+    band.push_str(" END");
+    let mut out = vec![
+        format!("__entity AS {entity}"),
+        format!("__period AS {}", ident(&s.time)),
+    ];
+    out.extend(s.keep.iter().map(|k| ident(k)));
+    out.push(format!("__score AS {}", ident(&s.score_column)));
+    out.push(format!("{band} AS {}", ident(&s.band_column)));
+    for c in &s.components {
+        out.push(ident(&format!("{}_raw", c.name)));
+        out.push(ident(&format!("{}_score", c.name)));
+    }
+    format!(
+        "WITH {}\nSELECT {} FROM __total ORDER BY __period, __entity",
+        ctes.join(",\n"),
+        out.join(", ")
+    )
+}
+
+/// A number literal that is always DOUBLE.
+fn float(x: f64) -> String {
+    format!("{x:?}")
+}
