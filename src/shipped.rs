@@ -24,6 +24,30 @@ pub const MODELS: &[(&str, &str)] = &[
         "sql/customer_mrr_12m.sql",
         include_str!("../sql/customer_mrr_12m.sql"),
     ),
+    (
+        "sql/customer_mrr_paying.sql",
+        include_str!("../sql/customer_mrr_paying.sql"),
+    ),
+    (
+        "sql/customer_mrr_3m.sql",
+        include_str!("../sql/customer_mrr_3m.sql"),
+    ),
+    (
+        "sql/survey_responses.sql",
+        include_str!("../sql/survey_responses.sql"),
+    ),
+    (
+        "sql/support_tickets.sql",
+        include_str!("../sql/support_tickets.sql"),
+    ),
+    (
+        "sql/acquisition_spend_allocated.sql",
+        include_str!("../sql/acquisition_spend_allocated.sql"),
+    ),
+    (
+        "sql/at_risk_customers.sql",
+        include_str!("../sql/at_risk_customers.sql"),
+    ),
 ];
 
 /// Writes the built-in catalog into `dir`; returns the path of its TOML.
