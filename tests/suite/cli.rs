@@ -710,3 +710,30 @@ fn build_without_a_catalog_here_uses_the_built_in_one() {
     let manifest = std::fs::read_to_string(s.path("out/_manifest.json")).unwrap();
     assert!(manifest.contains("\"saas_kpis_monthly\""), "{manifest}");
 }
+
+/// An absent optional table is one line naming it and what it skipped; the
+/// build succeeds and publishes the rest.
+#[test]
+fn build_names_each_absent_table_and_what_it_skipped() {
+    let s = Sandbox::new().shipped();
+    s.parquet("subscriptions", "part-0.parquet", &valid_subscriptions());
+    let run = s.build(&["--as-of", "2024-03-31"]);
+    assert_eq!(run.code, Some(0), "{}", run.snapshot());
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("input table"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "input table `acquisition_spend` is absent: null columns unit_economics.spend, unit_economics.cac, unit_economics.cac_payback_months, unit_economics.ltv_to_cac, unit_economics.net_ltv",
+            "input table `surveys` is absent: skipped tables at_risk_customers, customer_health, health_bands_monthly, survey_scores_monthly",
+            "input table `tickets` is absent: skipped tables at_risk_customers, customer_health, health_bands_monthly, support_monthly",
+            "input table `usage` is absent: skipped tables at_risk_customers, customer_health, health_bands_monthly",
+        ],
+        "{}",
+        run.snapshot()
+    );
+    assert!(run.stderr.contains("published build"), "{}", run.snapshot());
+}

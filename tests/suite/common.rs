@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::array::{
+    ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use tempfile::TempDir;
@@ -92,6 +94,64 @@ impl Data {
         let segments: StringArray = rows.iter().map(|r| r.1).collect();
         let batch = RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(segments)]).unwrap();
         self.write("customers", &batch);
+    }
+}
+
+/// A column of a hand-made fixture table; `None` is a null.
+pub enum Col<'a> {
+    Text(Vec<Option<&'a str>>),
+    Num(Vec<Option<f64>>),
+    /// `YYYY-MM-DD`
+    Date(Vec<Option<&'a str>>),
+    /// `YYYY-MM-DDTHH:MM:SS`, UTC
+    Ts(Vec<Option<&'a str>>),
+}
+
+impl Data {
+    /// Writes a table of named columns.
+    pub fn table(&self, name: &str, columns: Vec<(&str, Col)>) {
+        let epoch = date("1970-01-01");
+        let mut fields = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for (col, values) in columns {
+            let (data_type, array): (DataType, ArrayRef) = match values {
+                Col::Text(v) => (DataType::Utf8, Arc::new(StringArray::from(v))),
+                Col::Num(v) => (DataType::Float64, Arc::new(Float64Array::from(v))),
+                Col::Date(v) => (
+                    DataType::Date32,
+                    Arc::new(Date32Array::from(
+                        v.iter()
+                            .map(|d| d.map(|d| (date(d) - epoch).num_days() as i32))
+                            .collect::<Vec<_>>(),
+                    )),
+                ),
+                Col::Ts(v) => (
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    Arc::new(
+                        TimestampMicrosecondArray::from(
+                            v.iter()
+                                .map(|t| {
+                                    t.map(|t| {
+                                        chrono::NaiveDateTime::parse_from_str(
+                                            t,
+                                            "%Y-%m-%dT%H:%M:%S",
+                                        )
+                                        .unwrap_or_else(|_| panic!("bad timestamp {t}"))
+                                        .and_utc()
+                                        .timestamp_micros()
+                                    })
+                                })
+                                .collect::<Vec<_>>(),
+                        )
+                        .with_timezone("UTC"),
+                    ),
+                ),
+            };
+            fields.push(Field::new(col, data_type, true));
+            arrays.push(array);
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap();
+        self.write(name, &batch);
     }
 }
 
@@ -210,6 +270,11 @@ impl Built {
             }
         }
         out
+    }
+
+    /// The names of the published tables.
+    pub fn tables(&self) -> Vec<&str> {
+        self.manifest.tables.keys().map(String::as_str).collect()
     }
 
     /// A single f64 (None for NULL).

@@ -1,7 +1,10 @@
 mod cli;
 mod common;
+mod custom_kinds;
+mod health;
 mod invariants;
 mod kpis;
+mod optional_inputs;
 mod playbook;
 mod publish;
 mod sources;
