@@ -66,6 +66,12 @@ pub fn render(catalog: &Catalog) -> String {
                 sources_of(catalog, model, &mut sources);
                 format!("{model} ({})", sources.join(", "))
             }
+            // A relation: what its generated model reads.
+            MetricKind::Cohort(_) | MetricKind::Score(_) => {
+                let mut sources = Vec::new();
+                sources_of(catalog, &m.name, &mut sources);
+                format!("relation ({})", sources.join(", "))
+            }
             _ => m.depends_on.join(", "),
         };
         s.push_str(&format!("  {:<32} {:<8} {from}\n", m.name, m.kind_name()));
