@@ -214,6 +214,11 @@ pub async fn build(data: &Data, as_of: &str) -> Built {
 }
 
 pub async fn build_with(catalog: &Path, data: &Data, as_of: &str) -> Built {
+    build_selected(catalog, data, as_of, &[]).await
+}
+
+/// A build of only the `select`ed tables (all when empty).
+pub async fn build_selected(catalog: &Path, data: &Data, as_of: &str, select: &[&str]) -> Built {
     let target = tempfile::tempdir().unwrap();
     let manifest = run(&BuildOptions {
         catalog: catalog.to_path_buf(),
@@ -223,7 +228,7 @@ pub async fn build_with(catalog: &Path, data: &Data, as_of: &str) -> Built {
         },
         target: target.path().to_path_buf(),
         as_of: Some(date(as_of)),
-        select: Vec::new(),
+        select: select.iter().map(|s| s.to_string()).collect(),
         session: SessionOptions::default(),
         progress: false,
     })

@@ -3,7 +3,7 @@
 //! window of April is April 1-30, of February January 30 - February 28; the
 //! 180-day window of April starts on November 2).
 
-use super::common::{Built, Col, Data, build, close, sub};
+use super::common::{Built, Col, Data, build, build_with, catalog_variant, close, sub};
 
 /// h1 pays 100 from March 2025 (not paying in January: no mrr_trend) and
 /// has no NPS in the 180 days before April 30; h2 pays 200 since December
@@ -241,4 +241,66 @@ async fn support_counts_tickets_by_creation_and_resolution_month() {
             ["2025-04-01", "1", "1", "0.3333333333333333", "6.0"],
         ]
     );
+}
+
+/// In a catalog whose time zone is New York, a window's days are New York
+/// days: 2025-05-01 02:00 UTC is April 30 there (in April's window), and
+/// 2025-04-01 03:59:59 UTC is still March 31 (out of it).
+#[tokio::test]
+async fn health_windows_use_the_days_of_the_catalog_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_variant(dir.path(), |t| {
+        t.replace("timezone = \"UTC\"", "timezone = \"America/New_York\"")
+    });
+    let data = Data::new();
+    data.subscriptions(&[sub("s1", "ny", "2025-03-01", None, 100.0)]);
+    let at = [
+        "2025-04-01T03:59:59", // March 31, 23:59:59 in New York
+        "2025-04-01T04:00:00", // April 1, 00:00
+        "2025-05-01T02:00:00", // April 30, 22:00
+        "2025-05-01T04:00:00", // May 1, 00:00
+    ];
+    data.table(
+        "usage",
+        vec![
+            ("customer_id", Col::Text(vec![Some("ny"); at.len()])),
+            (
+                "occurred_at",
+                Col::Ts(at.iter().map(|t| Some(*t)).collect()),
+            ),
+        ],
+    );
+    data.table(
+        "tickets",
+        vec![
+            ("ticket_id", Col::Text(vec![Some("t1")])),
+            ("customer_id", Col::Text(vec![Some("ny")])),
+            ("created_at", Col::Ts(vec![Some("2025-04-01T03:00:00")])),
+        ],
+    );
+    data.table(
+        "surveys",
+        vec![
+            ("response_id", Col::Text(vec![Some("r1")])),
+            ("customer_id", Col::Text(vec![Some("ny")])),
+            ("responded_at", Col::Ts(vec![Some("2025-05-01T01:00:00")])),
+            ("survey", Col::Text(vec![Some("nps")])),
+            ("score", Col::Num(vec![Some(10.0)])),
+        ],
+    );
+    let built = build_with(&catalog, &data, "2025-04-30").await;
+    let april = built
+        .rows(
+            "SELECT usage_days_raw, support_load_raw, sentiment_raw FROM customer_health \
+             WHERE customer_id = 'ny' AND month = DATE '2025-04-01'",
+        )
+        .await;
+    assert_eq!(april, [["2", "0", "10.0"]]);
+    let march = built
+        .rows(
+            "SELECT usage_days_raw, support_load_raw, sentiment_raw FROM customer_health \
+             WHERE customer_id = 'ny' AND month = DATE '2025-03-01'",
+        )
+        .await;
+    assert_eq!(march, [["1", "1", "5.0"]]);
 }
