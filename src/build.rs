@@ -15,7 +15,7 @@ use crate::error::{Result, VitalsError};
 use crate::execute::{self, Range, SessionOptions, SourceLocations, SourceReport, calendar};
 use crate::plan::{BuildPlan, Skips};
 use crate::publish::manifest::{ColumnEntry, RangeEntry, SkippedEntry};
-use crate::publish::{Manifest, TableEntry, Target, write_table};
+use crate::publish::{Lock, Manifest, TableEntry, Target, write_table};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -27,6 +27,8 @@ pub struct BuildOptions {
     pub session: SessionOptions,
     /// Print a line per table to stderr.
     pub progress: bool,
+    /// When another build holds the target: wait for it (else fail at once).
+    pub wait: bool,
 }
 
 /// A catalog with its sources and models registered on a session: ready to
@@ -304,6 +306,10 @@ async fn register_model(prepared: &Prepared, name: &str, cache: bool) -> Result<
 /// Runs a build and publishes it; returns the manifest.
 pub async fn run(options: &BuildOptions) -> Result<Manifest> {
     let started = Utc::now();
+    let target = Target::new(&options.target)?;
+    // Held until this function returns: one build at a time per target,
+    // taken first so that a second build fails before doing any work.
+    let lock = Lock::acquire(&options.target, &target.build_id, options.wait).await?;
     let (prepared, _) = prepare(
         &options.catalog,
         &options.locations,
@@ -331,7 +337,7 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
                 .filter(|t| !prepared.skips.tables.contains_key(*t)),
         )
         .await?;
-    let target = Target::new(&options.target)?;
+
     let mut tables = std::collections::BTreeMap::new();
     let n = frames.len();
     for (i, (name, df)) in frames.into_iter().enumerate() {
@@ -395,6 +401,7 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
             .collect(),
         skipped: skipped_entries(catalog, &prepared.skips),
     };
+    lock.check()?;
     target.publish(&manifest)?;
     Ok(manifest)
 }

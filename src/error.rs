@@ -15,6 +15,10 @@ pub enum VitalsError {
     /// The data or the storage failed the build: exit 1.
     #[error("{0}")]
     Data(String),
+    /// Another build holds the target: exit 3, so that a scheduler can
+    /// tell "try later" from a failure.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl VitalsError {
@@ -22,6 +26,7 @@ impl VitalsError {
         match self {
             VitalsError::Usage(_) | VitalsError::Catalog(_) => 2,
             VitalsError::Data(_) => 1,
+            VitalsError::Busy(_) => 3,
         }
     }
 

@@ -30,6 +30,10 @@ pub struct BuildArgs {
     /// Print no progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// If another build is writing the target, wait for it to end instead
+    /// of failing at once (exit code 3).
+    #[arg(long)]
+    pub wait: bool,
 }
 
 pub async fn run(args: BuildArgs) -> Result<()> {
@@ -41,6 +45,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         select: args.select,
         session: session_options(args.memory_limit),
         progress: !args.quiet,
+        wait: args.wait,
     };
     let manifest = run_build(&options).await?;
     let rows: u64 = manifest.tables.values().map(|t| t.rows).sum();

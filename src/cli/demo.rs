@@ -58,6 +58,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         select: Vec::new(),
         session: session_options(None),
         progress: true,
+        wait: false,
     })
     .await?;
     print_summary(&out, &manifest, as_of).await

@@ -2,12 +2,15 @@
 //! build (`<target>/<table>/build-<id>/`), where no reader looks, and the
 //! build becomes visible at once when `_manifest.json`, which lists exactly
 //! its files, is replaced. A failed build leaves the previous manifest, and
-//! so the previous build, untouched.
+//! so the previous build, untouched. One build at a time writes a target
+//! (`lock`).
 
+mod lock;
 pub mod manifest;
 mod target;
 mod writer;
 
+pub use lock::{LOCK, Lock, LockInfo};
 pub use manifest::{Manifest, TableEntry};
 pub use target::Target;
 pub use writer::write_table;

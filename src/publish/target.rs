@@ -78,6 +78,10 @@ impl Target {
             f.sync_all().map_err(fail)?;
         }
         std::fs::rename(&tmp, self.root.join(MANIFEST)).map_err(fail)?;
+        // The rename itself must survive a power cut: sync the folder.
+        if let Ok(dir) = std::fs::File::open(&self.root) {
+            let _ = dir.sync_all();
+        }
         let keep: Vec<String> = std::iter::once(manifest)
             .chain(previous.as_ref())
             .flat_map(|m| m.tables.values().flat_map(|t| t.files.iter()))
@@ -87,13 +91,22 @@ impl Target {
         Ok(())
     }
 
-    /// Removes `build-*` folders not in `keep`, also those of failed builds.
-    /// Best effort: a folder that cannot be removed now is removed next time.
+    /// Removes `build-*` folders not in `keep`, also those of failed or
+    /// killed builds, and the temporary files such builds left at the
+    /// root. Runs under the target's lock, so no other build is writing.
+    /// Best effort: what cannot be removed now is removed next time.
     fn remove_unlisted_builds(&self, keep: &[String]) {
         let Ok(tables) = std::fs::read_dir(&self.root) else {
             return;
         };
         for table in tables.flatten() {
+            let name = table.file_name().to_string_lossy().to_string();
+            let leftover = name.starts_with(&format!(".{MANIFEST}."))
+                || name.starts_with(&format!("{}.", super::LOCK));
+            if leftover && table.path().is_file() {
+                let _ = std::fs::remove_file(table.path());
+                continue;
+            }
             let Ok(builds) = std::fs::read_dir(table.path()) else {
                 continue;
             };
