@@ -231,6 +231,7 @@ pub async fn build_selected(catalog: &Path, data: &Data, as_of: &str, select: &[
         select: select.iter().map(|s| s.to_string()).collect(),
         session: SessionOptions::default(),
         progress: false,
+        wait: false,
     })
     .await
     .unwrap_or_else(|e| panic!("build failed: {e}"));

@@ -216,6 +216,7 @@ async fn score_and_cohort_mistakes_are_catalog_errors_at_their_line() {
         select: Vec::new(),
         session: vitals::execute::SessionOptions::default(),
         progress: false,
+        wait: false,
     })
     .await
     .unwrap_err()

@@ -7,5 +7,6 @@ mod kpis;
 mod optional_inputs;
 mod playbook;
 mod publish;
+mod reliability;
 mod sources;
 mod worked_examples;

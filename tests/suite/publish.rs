@@ -39,6 +39,7 @@ async fn build_into(
             target_partitions: Some(partitions),
         },
         progress: false,
+        wait: false,
     })
     .await
 }
@@ -176,6 +177,7 @@ async fn a_selective_build_keeps_the_other_tables_published() {
         select: vec!["saas_kpis_monthly".into()],
         session: SessionOptions::default(),
         progress: false,
+        wait: false,
     })
     .await
     .unwrap();

@@ -349,6 +349,7 @@ async fn an_unreadable_file_fails_the_build_naming_table_and_file() {
         select: Vec::new(),
         session: Default::default(),
         progress: false,
+        wait: false,
     })
     .await
     .unwrap_err();
