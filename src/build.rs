@@ -7,15 +7,17 @@ use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
 use datafusion::arrow::array::{Array, Date32Array};
-use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 
 use crate::catalog::{self, Catalog, Diagnostic, Diagnostics, ParamValue, TableKind, sql_text};
 use crate::compile::{self, ident};
 use crate::error::{Result, VitalsError};
-use crate::execute::{self, Range, SessionOptions, SourceLocations, SourceReport, calendar};
+use crate::execute::{
+    self, Range, SessionOptions, SourceLocations, SourceReport, WorkDir, calendar,
+};
 use crate::plan::{BuildPlan, Skips};
 use crate::publish::manifest::{ColumnEntry, RangeEntry, SkippedEntry};
-use crate::publish::{Lock, Manifest, TableEntry, Target, write_table};
+use crate::publish::{Lock, Manifest, TableEntry, Target, write_files, write_table};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -41,6 +43,20 @@ pub struct Prepared {
     pub sources: Vec<SourceReport>,
     /// What the absent optional tables leave out.
     pub skips: Skips,
+    /// How models are kept for the queries that read them.
+    pub models: ModelStore,
+}
+
+/// Where a model's result lives between its query and those that read it.
+#[derive(Debug)]
+pub enum ModelStore {
+    /// Not kept: each reader runs the model's query (validate, explain).
+    Views,
+    /// Computed once into memory (fastest; outside the memory pool).
+    Memory,
+    /// Computed once into local Parquet files: with `--memory-limit`, so
+    /// that a large build stays within the limit.
+    Files(WorkDir),
 }
 
 impl Prepared {
@@ -205,6 +221,11 @@ pub async fn prepare(
         params,
         sources,
         skips,
+        models: match (cache_models, session.memory_limit) {
+            (false, _) => ModelStore::Views,
+            (true, None) => ModelStore::Memory,
+            (true, Some(_)) => ModelStore::Files(WorkDir::new()?),
+        },
     };
     // Plan every model, collecting every catalog error; a model that reads
     // a failed one is skipped rather than reported again.
@@ -216,7 +237,7 @@ pub async fn prepare(
             failed.push(name);
             continue;
         }
-        match register_model(&prepared, name, cache_models).await {
+        match register_model(&prepared, name).await {
             Ok(()) => {}
             Err(VitalsError::Catalog(d)) => {
                 errors.0.extend(d.0);
@@ -255,7 +276,7 @@ async fn first_date(
     Ok(value)
 }
 
-async fn register_model(prepared: &Prepared, name: &str, cache: bool) -> Result<()> {
+async fn register_model(prepared: &Prepared, name: &str) -> Result<()> {
     let model = prepared.catalog.model(name).expect("planned model");
     let sql = prepared.expand(&model.sql.text);
     let df = prepared.ctx.sql(&sql).await.map_err(|e| {
@@ -288,18 +309,36 @@ async fn register_model(prepared: &Prepared, name: &str, cache: bool) -> Result<
             d.help("check the column and relation names of the query"),
         ]))
     })?;
-    let df = if cache {
-        df.cache().await.map_err(|e| {
-            VitalsError::data(format!("model `{name}` ({})", model.sql_path.display()), e)
-        })?
-    } else {
-        df
+    let fail = |e: &dyn std::fmt::Display| {
+        VitalsError::data(format!("model `{name}` ({})", model.sql_path.display()), e)
     };
     prepared.ctx.deregister_table(name).ok();
-    prepared
-        .ctx
-        .register_table(name, df.into_view())
-        .map_err(|e| VitalsError::data(format!("model `{name}`"), e))?;
+    match &prepared.models {
+        ModelStore::Files(work) => {
+            let schema = df.schema().as_arrow().clone();
+            let stream = df.execute_stream().await.map_err(|e| fail(&e))?;
+            write_files(work.path(), name, &format!("model {name}"), stream).await?;
+            let dir = work.path().join(name).display().to_string();
+            prepared
+                .ctx
+                .register_parquet(name, &dir, ParquetReadOptions::default().schema(&schema))
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        ModelStore::Memory => {
+            let cached = df.cache().await.map_err(|e| fail(&e))?;
+            prepared
+                .ctx
+                .register_table(name, cached.into_view())
+                .map_err(|e| fail(&e))?;
+        }
+        ModelStore::Views => {
+            prepared
+                .ctx
+                .register_table(name, df.into_view())
+                .map_err(|e| fail(&e))?;
+        }
+    }
     Ok(())
 }
 

@@ -4,7 +4,9 @@
 pub mod calendar;
 pub mod session;
 pub mod sources;
+pub mod workdir;
 
 pub use calendar::Range;
 pub use session::{SessionOptions, new_session};
 pub use sources::{SourceLocations, SourceReport};
+pub use workdir::WorkDir;

@@ -13,4 +13,4 @@ mod writer;
 pub use lock::{LOCK, Lock, LockInfo};
 pub use manifest::{Manifest, TableEntry};
 pub use target::Target;
-pub use writer::write_table;
+pub use writer::{write_files, write_table};

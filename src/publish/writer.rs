@@ -17,10 +17,23 @@ const ROWS_PER_FILE: u64 = 5_000_000;
 pub async fn write_table(
     target: &Target,
     table: &str,
+    stream: SendableRecordBatchStream,
+) -> Result<(Vec<String>, u64)> {
+    write_files(&target.root, &target.table_dir(table), table, stream).await
+}
+
+/// Writes batches as Parquet files `part-NNNNN.parquet` into `root/dir`
+/// (at least one, so that an empty result keeps its schema); returns the
+/// files (relative to `root`) and the row count. `table` names the result
+/// in errors.
+pub async fn write_files(
+    root: &std::path::Path,
+    dir: &str,
+    table: &str,
     mut stream: SendableRecordBatchStream,
 ) -> Result<(Vec<String>, u64)> {
-    let dir = target.table_dir(table);
-    std::fs::create_dir_all(target.path(&dir))
+    let path = |rel: &str| root.join(rel);
+    std::fs::create_dir_all(path(dir))
         .map_err(|e| VitalsError::data(format!("table {table}: cannot create {dir}"), e))?;
     let schema = stream.schema();
     let props = WriterProperties::builder()
@@ -44,7 +57,7 @@ pub async fn write_table(
                 close(w).map_err(|e| fail(&e))?;
             }
             let rel = format!("{dir}/part-{:05}.parquet", files.len());
-            let file = std::fs::File::create(target.path(&rel)).map_err(|e| fail(&e))?;
+            let file = std::fs::File::create(path(&rel)).map_err(|e| fail(&e))?;
             writer = Some(
                 ArrowWriter::try_new(file, Arc::clone(&schema), Some(props.clone()))
                     .map_err(|e| fail(&e))?,
@@ -60,7 +73,7 @@ pub async fn write_table(
     if writer.is_none() {
         // An empty table still gets one file, so readers learn its schema.
         let rel = format!("{dir}/part-00000.parquet");
-        let file = std::fs::File::create(target.path(&rel)).map_err(|e| fail(&e))?;
+        let file = std::fs::File::create(path(&rel)).map_err(|e| fail(&e))?;
         writer = Some(
             ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(|e| fail(&e))?,
         );

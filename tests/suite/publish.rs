@@ -25,6 +25,15 @@ async fn build_into(
     target: &Path,
     partitions: usize,
 ) -> vitals::error::Result<Manifest> {
+    build_limited(data, target, partitions, None).await
+}
+
+async fn build_limited(
+    data: &Data,
+    target: &Path,
+    partitions: usize,
+    memory_limit: Option<usize>,
+) -> vitals::error::Result<Manifest> {
     run(&BuildOptions {
         catalog: shipped_catalog(),
         locations: SourceLocations {
@@ -35,7 +44,7 @@ async fn build_into(
         as_of: Some(date("2024-03-31")),
         select: Vec::new(),
         session: SessionOptions {
-            memory_limit: None,
+            memory_limit,
             target_partitions: Some(partitions),
         },
         progress: false,
@@ -143,7 +152,11 @@ async fn the_same_inputs_give_the_same_tables_whatever_the_partitions() {
     let one = tempfile::tempdir().unwrap();
     let four = tempfile::tempdir().unwrap();
     let a = build_into(&data, one.path(), 1).await.unwrap();
-    let b = build_into(&data, four.path(), 4).await.unwrap();
+    // Four partitions, and with a memory limit: the models go through
+    // local Parquet files instead of memory.
+    let b = build_limited(&data, four.path(), 4, Some(256 << 20))
+        .await
+        .unwrap();
     for (name, ta) in &a.tables {
         let tb = &b.tables[name];
         assert_eq!((ta.rows, &ta.schema), (tb.rows, &tb.schema), "{name}");
