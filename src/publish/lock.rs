@@ -152,13 +152,19 @@ impl Drop for Lock {
     }
 }
 
+/// Creates the lock only if absent, whole: written beside it, then
+/// hard-linked to its name (which fails if the name exists), so nobody
+/// ever reads a half-written lock.
 fn create_new(path: &Path, info: &LockInfo) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    f.write_all(&serde_json::to_vec_pretty(info).expect("lock info serializes"))?;
-    f.sync_all()
+    let tmp = path.with_extension(format!("json.{}", info.build_id));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(info).expect("lock info serializes"))?;
+        f.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
 
 /// The lock's content; None when absent or not (yet) readable.

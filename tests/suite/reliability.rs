@@ -177,15 +177,17 @@ fn two_builds_on_one_target_one_fails_fast_or_waits() {
     // Wait until the first build holds the target.
     let lock = bench.target().join("_lock.json");
     let started = Instant::now();
-    while !lock.exists() {
+    let held: vitals::publish::LockInfo = loop {
+        // A lock appears whole (written aside, then linked to its name).
+        if let Ok(bytes) = std::fs::read(&lock) {
+            break serde_json::from_slice(&bytes).expect("a whole lock");
+        }
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "no lock appeared"
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
-    let held: vitals::publish::LockInfo =
-        serde_json::from_slice(&std::fs::read(&lock).unwrap()).unwrap();
+    };
 
     // A second build fails at once, naming the running one (exit 3).
     let clock = Instant::now();
