@@ -31,6 +31,8 @@ pub struct BuildOptions {
     pub progress: bool,
     /// When another build holds the target: wait for it (else fail at once).
     pub wait: bool,
+    /// Builds kept on the target: the published one and those before it.
+    pub keep_builds: usize,
 }
 
 /// A catalog with its sources and models registered on a session: ready to
@@ -441,7 +443,7 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
         skipped: skipped_entries(catalog, &prepared.skips),
     };
     lock.check()?;
-    target.publish(&manifest)?;
+    target.publish(&manifest, options.keep_builds)?;
     Ok(manifest)
 }
 

@@ -34,6 +34,10 @@ pub struct BuildArgs {
     /// of failing at once (exit code 3).
     #[arg(long)]
     pub wait: bool,
+    /// Builds kept on the target after publishing: this one and those
+    /// before it (readers of an older manifest may still read its files).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_builds: u32,
 }
 
 pub async fn run(args: BuildArgs) -> Result<()> {
@@ -46,6 +50,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         session: session_options(args.memory_limit),
         progress: !args.quiet,
         wait: args.wait,
+        keep_builds: args.keep_builds as usize,
     };
     let manifest = run_build(&options).await?;
     let rows: u64 = manifest.tables.values().map(|t| t.rows).sum();

@@ -59,6 +59,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         session: session_options(None),
         progress: true,
         wait: false,
+        keep_builds: 2,
     })
     .await?;
     print_summary(&out, &manifest, as_of).await

@@ -5,6 +5,7 @@
 mod build;
 mod demo;
 mod explain;
+mod gc;
 mod generate;
 mod list;
 mod query;
@@ -42,6 +43,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Run SQL over the tables of the published build.
     Query(query::QueryArgs),
+    /// Remove old builds from a target, keeping the newest ones.
+    Gc(gc::GcArgs),
     /// Write deterministic sample data for all input tables.
     Generate(generate::GenerateArgs),
     /// Generate a small dataset, build it and print the latest months.
@@ -142,6 +145,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::List(args) => list::run(args),
         Command::Explain(args) => explain::run(args).await,
         Command::Query(args) => query::run(args).await,
+        Command::Gc(args) => gc::run(args).await,
         Command::Generate(args) => generate::run(args),
         Command::Demo(args) => demo::run(args).await,
     }

@@ -232,6 +232,7 @@ pub async fn build_selected(catalog: &Path, data: &Data, as_of: &str, select: &[
         session: SessionOptions::default(),
         progress: false,
         wait: false,
+        keep_builds: 2,
     })
     .await
     .unwrap_or_else(|e| panic!("build failed: {e}"));

@@ -217,6 +217,7 @@ async fn score_and_cohort_mistakes_are_catalog_errors_at_their_line() {
         session: vitals::execute::SessionOptions::default(),
         progress: false,
         wait: false,
+        keep_builds: 2,
     })
     .await
     .unwrap_err()

@@ -35,6 +35,18 @@ async fn build_limited(
     memory_limit: Option<usize>,
 ) -> vitals::error::Result<Manifest> {
     run(&BuildOptions {
+        session: SessionOptions {
+            memory_limit,
+            target_partitions: Some(partitions),
+        },
+        ..options(data, target)
+    })
+    .await
+}
+
+/// A build of the sample into `target`, as of 2024-03-31.
+fn options(data: &Data, target: &Path) -> BuildOptions {
+    BuildOptions {
         catalog: shipped_catalog(),
         locations: SourceLocations {
             data_dir: Some(data.path().to_path_buf()),
@@ -43,14 +55,11 @@ async fn build_limited(
         target: target.to_path_buf(),
         as_of: Some(date("2024-03-31")),
         select: Vec::new(),
-        session: SessionOptions {
-            memory_limit,
-            target_partitions: Some(partitions),
-        },
+        session: SessionOptions::default(),
         progress: false,
         wait: false,
-    })
-    .await
+        keep_builds: 2,
+    }
 }
 
 /// Every Parquet file below the target, relative to it.
@@ -180,17 +189,8 @@ async fn a_selective_build_keeps_the_other_tables_published() {
     let target = tempfile::tempdir().unwrap();
     let full = build_into(&data, target.path(), 2).await.unwrap();
     let partial = run(&BuildOptions {
-        catalog: shipped_catalog(),
-        locations: SourceLocations {
-            data_dir: Some(data.path().to_path_buf()),
-            ..Default::default()
-        },
-        target: target.path().to_path_buf(),
-        as_of: Some(date("2024-03-31")),
         select: vec!["saas_kpis_monthly".into()],
-        session: SessionOptions::default(),
-        progress: false,
-        wait: false,
+        ..options(&data, target.path())
     })
     .await
     .unwrap();
@@ -204,4 +204,50 @@ async fn a_selective_build_keeps_the_other_tables_published() {
         full.tables["customer_mrr_monthly"]
     );
     assert_eq!(files_below(target.path()).len(), listed(&full).len() + 1);
+}
+
+/// Old builds are kept for `keep_builds` builds, then removed with their
+/// history entry; `gc` removes more on demand and never what the published
+/// manifest lists.
+#[tokio::test]
+async fn old_builds_are_kept_for_a_number_of_builds_then_collected() {
+    let data = sample();
+    let target = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let m = run(&BuildOptions {
+            select: vec!["mrr_movements_monthly".into()],
+            keep_builds: 3,
+            ..options(&data, target.path())
+        })
+        .await
+        .unwrap();
+        ids.push(m.build_id);
+    }
+    let folders = |root: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(root.join("mrr_movements_monthly"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let expected: Vec<String> = ids[1..].iter().map(|id| format!("build-{id}")).collect();
+    assert_eq!(folders(target.path()), expected);
+    let history = std::fs::read_dir(target.path().join(vitals::publish::HISTORY))
+        .unwrap()
+        .count();
+    assert_eq!(history, 3);
+
+    let report = vitals::publish::Target::gc(target.path(), 1, None);
+    assert_eq!(report.builds_kept, 1);
+    assert_eq!(report.history_removed, 2);
+    assert_eq!(folders(target.path()), [format!("build-{}", ids[3])]);
+    let published: Manifest =
+        serde_json::from_slice(&std::fs::read(target.path().join("_manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(published.build_id, ids[3]);
+    for f in &published.tables["mrr_movements_monthly"].files {
+        assert!(target.path().join(f).exists(), "{f}");
+    }
 }

@@ -350,6 +350,7 @@ async fn an_unreadable_file_fails_the_build_naming_table_and_file() {
         session: Default::default(),
         progress: false,
         wait: false,
+        keep_builds: 2,
     })
     .await
     .unwrap_err();
