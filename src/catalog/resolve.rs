@@ -453,22 +453,12 @@ impl Resolver {
                 }
             })
             .collect();
-        let empty_when_absent = match &s.when_absent {
-            None => false,
-            Some(w) if w.get_ref() == "skip" => false,
-            Some(w) if w.get_ref() == "empty" => true,
-            Some(w) => {
-                self.error_at(
-                    w.span(),
-                    format!("unknown `when_absent = \"{}\"`", w.get_ref()),
-                    Some(
-                        "`skip` (what needs the table is skipped) or `empty` (read as no rows)"
-                            .into(),
-                    ),
-                );
-                false
-            }
-        };
+        let empty_when_absent = self.choice(
+            "when_absent",
+            &s.when_absent,
+            &[("skip", false), ("empty", true)],
+            "`skip` (what needs the table is skipped) or `empty` (read as no rows)",
+        );
         Source {
             empty_when_absent,
             name: name.into_inner(),
@@ -717,19 +707,12 @@ impl Resolver {
         if matches!(kind_name, "simple" | "ratio" | "derived") {
             self.forbid(&name, kind_name, &relation_keys(&m));
         }
-        let rollup = match &m.rollup {
-            None => Rollup::Recompute,
-            Some(r) if r.get_ref() == "sum" => Rollup::Recompute,
-            Some(r) if r.get_ref() == "last" => Rollup::Last,
-            Some(r) => {
-                self.error_at(
-                    r.span(),
-                    format!("unknown `rollup = \"{}\"`", r.get_ref()),
-                    Some("`sum` (recomputed over the longer period, the default) or `last` (the value of its last period)".into()),
-                );
-                Rollup::Recompute
-            }
-        };
+        let rollup = self.choice(
+            "rollup",
+            &m.rollup,
+            &[("sum", Rollup::Recompute), ("last", Rollup::Last)],
+            "`sum` (recomputed over the longer period, the default) or `last` (the value of its last period)",
+        );
         let (kind, depends_on) = match kind_name {
             "simple" => {
                 self.forbid(
@@ -1048,6 +1031,31 @@ impl Resolver {
 }
 
 impl Resolver {
+    /// A key that takes one of a few words; absent, the first. An unknown
+    /// word is an error (and reads as the first).
+    fn choice<T: Copy>(
+        &mut self,
+        key: &str,
+        value: &Option<Spanned<String>>,
+        options: &[(&str, T)],
+        help: &str,
+    ) -> T {
+        let Some(v) = value else {
+            return options[0].1;
+        };
+        match options.iter().find(|(word, _)| word == v.get_ref()) {
+            Some((_, t)) => *t,
+            None => {
+                self.error_at(
+                    v.span(),
+                    format!("unknown `{key} = \"{}\"`", v.get_ref()),
+                    Some(help.into()),
+                );
+                options[0].1
+            }
+        }
+    }
+
     /// A `grain` key (default month); an unknown one is an error.
     fn grain(&mut self, grain: &Option<Spanned<String>>) -> Grain {
         let Some(g) = grain else {

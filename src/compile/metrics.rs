@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::catalog::{
     Catalog, Dimension, Grain, Members, Metric, MetricKind, PeriodType, Rollup, TableKind,
 };
-use crate::plan::dag::topological;
+use crate::plan::metric_closure_cut;
 
 use super::{ident, literal};
 
@@ -104,19 +104,7 @@ fn closure<'c>(
     metrics: &'c [String],
     cut: &dyn Fn(&Metric) -> bool,
 ) -> Vec<&'c Metric> {
-    let edges: BTreeMap<&str, Vec<&str>> = catalog
-        .metrics
-        .iter()
-        .map(|m| {
-            let deps = if cut(m) {
-                Vec::new()
-            } else {
-                m.depends_on.iter().map(String::as_str).collect()
-            };
-            (m.name.as_str(), deps)
-        })
-        .collect();
-    topological(&edges, metrics.iter().map(String::as_str))
+    metric_closure_cut(catalog, metrics, cut)
         .into_iter()
         .map(|m| catalog.metric(m).expect("validated metric"))
         .collect()

@@ -46,7 +46,7 @@ pub fn model_of(
         }
         _ => return None,
     };
-    let mut reads: Vec<String> = reads;
+    let mut reads = reads;
     reads.sort();
     reads.dedup();
     Some(Model {

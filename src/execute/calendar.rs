@@ -123,14 +123,18 @@ pub fn register(ctx: &SessionContext, range: &Range, windows: &[(Grain, u32)]) -
 
 /// The last day of the period of `grain` that starts on `period`.
 fn period_end(grain: Grain, period: NaiveDate) -> NaiveDate {
-    let next = match grain {
+    next_period(grain, period) - Duration::days(1)
+}
+
+/// The first day of the period after the one starting on `period`.
+fn next_period(grain: Grain, period: NaiveDate) -> NaiveDate {
+    match grain {
         Grain::Day => period + Duration::days(1),
         Grain::Week => period + Duration::days(7),
         Grain::Month => period + Months::new(1),
         Grain::Quarter => period + Months::new(3),
         Grain::Year => period + Months::new(12),
-    };
-    next - Duration::days(1)
+    }
 }
 
 fn months_between(first: NaiveDate, last: NaiveDate) -> Vec<NaiveDate> {
@@ -158,13 +162,7 @@ pub fn periods(grain: Grain, first: NaiveDate, last: NaiveDate) -> Vec<NaiveDate
     let mut p = start;
     while p <= last {
         out.push(p);
-        p = match grain {
-            Grain::Day => p + Duration::days(1),
-            Grain::Week => p + Duration::days(7),
-            Grain::Month => p + Months::new(1),
-            Grain::Quarter => p + Months::new(3),
-            Grain::Year => p + Months::new(12),
-        };
+        p = next_period(grain, p);
     }
     out
 }

@@ -44,12 +44,9 @@ impl Drop for WorkDir {
     }
 }
 
-/// Removes the work folders of builds whose process is gone (Linux only:
-/// elsewhere they stay until the system cleans its temporary folder).
+/// Removes the work folders of builds whose process is gone (where that
+/// cannot be told, they stay until the system cleans its temporary folder).
 fn remove_orphans(base: &Path) {
-    if !cfg!(target_os = "linux") {
-        return;
-    }
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
@@ -58,10 +55,11 @@ fn remove_orphans(base: &Path) {
         let Some(pid) = name
             .strip_prefix(PREFIX)
             .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
         else {
             continue;
         };
-        if !Path::new("/proc").join(pid).exists() {
+        if !crate::publish::lock::process_alive(pid) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }

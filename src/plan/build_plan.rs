@@ -1,7 +1,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalog::diagnostic::suggestion;
-use crate::catalog::{Catalog, MetricKind, Table, TableKind};
+use crate::catalog::{Catalog, Metric, MetricKind, Table, TableKind};
 
 use super::dag::topological;
 
@@ -85,14 +85,25 @@ pub fn relations_of<'c>(catalog: &'c Catalog, table: &'c Table) -> Vec<&'c str> 
 
 /// `metrics` and every metric they are computed from, dependencies first.
 pub fn metric_closure<'c>(catalog: &'c Catalog, metrics: &'c [String]) -> Vec<&'c str> {
+    metric_closure_cut(catalog, metrics, &|_| false)
+}
+
+/// The same, leaving out what the `cut` metrics are computed from.
+pub fn metric_closure_cut<'c>(
+    catalog: &'c Catalog,
+    metrics: &'c [String],
+    cut: &dyn Fn(&Metric) -> bool,
+) -> Vec<&'c str> {
     let edges: BTreeMap<&str, Vec<&str>> = catalog
         .metrics
         .iter()
         .map(|m| {
-            (
-                m.name.as_str(),
-                m.depends_on.iter().map(String::as_str).collect(),
-            )
+            let deps = if cut(m) {
+                Vec::new()
+            } else {
+                m.depends_on.iter().map(String::as_str).collect()
+            };
+            (m.name.as_str(), deps)
         })
         .collect();
     topological(&edges, metrics.iter().map(String::as_str))

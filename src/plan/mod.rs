@@ -5,5 +5,5 @@ mod build_plan;
 pub mod dag;
 mod skips;
 
-pub use build_plan::{BuildPlan, SelectionError, metric_closure, relations_of};
+pub use build_plan::{BuildPlan, SelectionError, metric_closure, metric_closure_cut, relations_of};
 pub use skips::Skips;

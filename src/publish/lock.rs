@@ -209,7 +209,7 @@ fn host() -> String {
 
 /// Whether a process of this host runs; where that cannot be told, it is
 /// assumed to run (the expiry still frees the lock).
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
         Path::new(&format!("/proc/{pid}")).exists()
     } else {

@@ -5,7 +5,7 @@
 //! so the previous build, untouched. One build at a time writes a target
 //! (`lock`).
 
-mod lock;
+pub(crate) mod lock;
 pub mod manifest;
 mod target;
 mod writer;

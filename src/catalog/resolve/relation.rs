@@ -135,19 +135,12 @@ impl Resolver {
                 );
             }
             self.parse_expression(&format!("measure `{}`", x.name.get_ref()), &x.expr);
-            let over_size = match &x.base {
-                None => false,
-                Some(b) if b.get_ref() == "start" => false,
-                Some(b) if b.get_ref() == "size" => true,
-                Some(b) => {
-                    self.error_at(
-                        b.span(),
-                        format!("unknown `base = \"{}\"`", b.get_ref()),
-                        Some("`start` (the measure at the cohort start, the default) or `size` (the cohort's size)".into()),
-                    );
-                    false
-                }
-            };
+            let over_size = self.choice(
+                "base",
+                &x.base,
+                &[("start", false), ("size", true)],
+                "`start` (the measure at the cohort start, the default) or `size` (the cohort's size)",
+            );
             if let Some(r) = &x.retention {
                 self.check_name("retention column", r);
             }
