@@ -18,12 +18,14 @@ use crate::execute::{
 use crate::plan::{BuildPlan, Skips};
 use crate::publish::manifest::{ColumnEntry, RangeEntry, SkippedEntry};
 use crate::publish::{Lock, Manifest, TableEntry, Target, write_files, write_table};
+use crate::storage::Location;
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub catalog: PathBuf,
     pub locations: SourceLocations,
-    pub target: PathBuf,
+    /// A path or a URL (`s3://bucket/prefix`, `gs://`, `az://`, `file://`).
+    pub target: String,
     pub as_of: Option<NaiveDate>,
     pub select: Vec<String>,
     pub session: SessionOptions,
@@ -319,7 +321,8 @@ async fn register_model(prepared: &Prepared, name: &str) -> Result<()> {
         ModelStore::Files(work) => {
             let schema = df.schema().as_arrow().clone();
             let stream = df.execute_stream().await.map_err(|e| fail(&e))?;
-            write_files(work.path(), name, &format!("model {name}"), stream).await?;
+            let root = crate::storage::Location::local(work.path())?;
+            write_files(&root, name, &format!("model {name}"), stream).await?;
             let dir = work.path().join(name).display().to_string();
             prepared
                 .ctx
@@ -347,10 +350,28 @@ async fn register_model(prepared: &Prepared, name: &str) -> Result<()> {
 /// Runs a build and publishes it; returns the manifest.
 pub async fn run(options: &BuildOptions) -> Result<Manifest> {
     let started = Utc::now();
-    let target = Target::new(&options.target)?;
-    // Held until this function returns: one build at a time per target,
-    // taken first so that a second build fails before doing any work.
-    let lock = Lock::acquire(&options.target, &target.build_id, options.wait).await?;
+    // The catalog says how to reach the target's store ([storage]); a
+    // catalog error stops the build before it touches the target.
+    let storage = catalog::load(&options.catalog)?.storage;
+    let location = Location::parse(&options.target, std::path::Path::new("."), &storage)?;
+    let target = Target::new(location)?;
+    // One build at a time per target, taken first so that a second build
+    // fails before doing any work.
+    let lock = Lock::acquire(&target.location, &target.build_id, options.wait).await?;
+    let result = build_and_publish(options, &target, &lock, started).await;
+    lock.release().await;
+    result
+}
+
+/// The build itself, under the target's lock.
+async fn build_and_publish(
+    options: &BuildOptions,
+    target: &Target,
+    lock: &Lock,
+    started: chrono::DateTime<Utc>,
+) -> Result<Manifest> {
+    // What is published now: this build replaces exactly that.
+    let previous = Target::published(&target.location).await?;
     let (prepared, _) = prepare(
         &options.catalog,
         &options.locations,
@@ -391,7 +412,7 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
             .execute_stream()
             .await
             .map_err(|e| VitalsError::data(format!("table {name}"), e))?;
-        let (files, rows) = write_table(&target, &name, stream).await?;
+        let (files, rows) = write_table(target, &name, stream).await?;
         let seconds = clock.elapsed().as_secs_f64();
         if options.progress {
             eprintln!(
@@ -413,8 +434,8 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
     if !options.select.is_empty() {
         // A selective build replaces the tables it built; the others stay
         // published as the previous build left them.
-        if let Some(previous) = Target::read_manifest(&options.target)? {
-            for (name, entry) in previous.tables {
+        if let Some(previous) = &previous.manifest {
+            for (name, entry) in previous.tables.clone() {
                 if catalog.table(&name).is_some() && !prepared.skips.tables.contains_key(&name) {
                     tables.entry(name).or_insert(entry);
                 }
@@ -442,8 +463,10 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
             .collect(),
         skipped: skipped_entries(catalog, &prepared.skips),
     };
-    lock.check()?;
-    target.publish(&manifest, options.keep_builds)?;
+    lock.check().await?;
+    target
+        .publish(&manifest, options.keep_builds, &previous)
+        .await?;
     Ok(manifest)
 }
 

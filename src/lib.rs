@@ -40,3 +40,4 @@ pub mod generate;
 pub mod plan;
 pub mod publish;
 pub mod shipped;
+pub mod storage;

@@ -13,7 +13,8 @@ fn main() {
         }
     };
     if let Err(e) = runtime.block_on(vitals::cli::run(cli)) {
-        let text = e.to_string();
+        // Whatever a store answered, no credential reaches the terminal.
+        let text = vitals::storage::redact(&e.to_string());
         if text.starts_with("error") {
             eprintln!("{text}");
         } else {

@@ -75,6 +75,8 @@ pub struct Catalog {
     /// The TOML text, for diagnostics found after loading.
     pub source: SourceText,
     pub project: Project,
+    /// How to reach object stores (`[storage]`).
+    pub storage: crate::storage::StorageOptions,
     pub sources: Vec<Source>,
     pub dimensions: Vec<Dimension>,
     pub models: Vec<Model>,

@@ -23,6 +23,20 @@ pub struct RawCatalog {
     pub metrics: BTreeMap<Name, RawMetric>,
     #[serde(default)]
     pub tables: BTreeMap<Name, RawTable>,
+    pub storage: Option<RawStorage>,
+}
+
+/// How to reach object stores: `[storage]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub endpoint: Option<Spanned<String>>,
+    pub region: Option<Spanned<String>>,
+    pub allow_http: Option<Spanned<bool>>,
+    pub retries: Option<Spanned<i64>>,
+    pub retry_timeout_seconds: Option<Spanned<f64>>,
+    pub connect_timeout_seconds: Option<Spanned<f64>>,
+    pub request_timeout_seconds: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,7 @@ use super::raw::{self, RawCatalog};
 use super::sql_text::{self, find_word};
 use super::*;
 use super::{content_start, model_edges};
+use crate::storage::StorageOptions;
 
 mod relation;
 
@@ -124,6 +125,7 @@ impl Resolver {
 
     fn resolve(mut self, path: &Path, raw: RawCatalog) -> Result<Catalog, Diagnostics> {
         let project = self.project(raw.project);
+        let storage = raw.storage.map(|s| self.storage(s)).unwrap_or_default();
         let placeholders: BTreeSet<String> = BUILTIN_PLACEHOLDERS
             .iter()
             .map(|s| s.to_string())
@@ -268,12 +270,64 @@ impl Resolver {
             hash,
             source: self.source.clone(),
             project,
+            storage,
             sources,
             dimensions,
             models,
             metrics,
             tables,
         })
+    }
+
+    fn storage(&mut self, s: raw::RawStorage) -> StorageOptions {
+        let endpoint = s.endpoint.and_then(|e| {
+            let text = e.get_ref().trim().to_string();
+            let ok = url::Url::parse(&text)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                self.error_at(
+                    e.span(),
+                    format!("`endpoint = \"{text}\"` is not an http(s) URL"),
+                    Some("write e.g. \"http://127.0.0.1:8333\" for an S3-compatible store".into()),
+                );
+            }
+            ok.then_some(text)
+        });
+        let retries = s.retries.and_then(|r| match usize::try_from(*r.get_ref()) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.error_at(
+                    r.span(),
+                    format!("retries = {} is negative", r.get_ref()),
+                    Some("write how many times to retry a failed request, e.g. 3".into()),
+                );
+                None
+            }
+        });
+        let mut seconds = |v: Option<toml::Spanned<f64>>, key: &str| {
+            v.and_then(|v| {
+                let n = *v.get_ref();
+                if n.is_finite() && n > 0.0 && n < 1e9 {
+                    Some(std::time::Duration::from_secs_f64(n))
+                } else {
+                    self.error_at(
+                        v.span(),
+                        format!("{key} = {n} is not a positive number of seconds"),
+                        Some(format!("write e.g. {key} = 30")),
+                    );
+                    None
+                }
+            })
+        };
+        StorageOptions {
+            endpoint,
+            region: s.region.map(|r| r.into_inner()),
+            allow_http: s.allow_http.map(|a| a.into_inner()),
+            retries,
+            retry_timeout: seconds(s.retry_timeout_seconds, "retry_timeout_seconds"),
+            connect_timeout: seconds(s.connect_timeout_seconds, "connect_timeout_seconds"),
+            request_timeout: seconds(s.request_timeout_seconds, "request_timeout_seconds"),
+        }
     }
 
     fn project(&mut self, p: raw::RawProject) -> Project {

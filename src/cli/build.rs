@@ -15,9 +15,9 @@ pub struct BuildArgs {
     pub catalog: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Output folder.
+    /// Output folder: a path or a URL (s3://bucket/prefix, gs://, az://).
     #[arg(long, default_value = "target/vitals")]
-    pub target: PathBuf,
+    pub target: String,
     /// The date the build reports up to (default: the catalog's, else today).
     #[arg(long, value_parser = parse_date)]
     pub as_of: Option<NaiveDate>,
@@ -57,7 +57,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
     eprintln!(
         "published build {} to {}: {}, {} (as of {})",
         manifest.build_id,
-        args.target.display(),
+        args.target,
         super::validate::count(manifest.tables.len(), "table"),
         super::validate::count(rows as usize, "row"),
         manifest.as_of

@@ -50,10 +50,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let manifest = run_build(&BuildOptions {
         catalog,
         locations: SourceLocations {
-            data_dir: Some(data),
+            data_dir: Some(data.display().to_string()),
             ..Default::default()
         },
-        target: out.clone(),
+        target: out.display().to_string(),
         as_of: Some(as_of),
         select: Vec::new(),
         session: session_options(None),

@@ -81,9 +81,10 @@ pub fn catalog_path(given: &Option<PathBuf>) -> Result<PathBuf> {
 /// Where the data is: shared by `build` and `explain`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct DataArgs {
-    /// Folder with one sub-folder (or `.parquet` file) per source table.
+    /// Folder with one sub-folder (or `.parquet` file) per source table:
+    /// a path or a URL (s3://bucket/prefix, gs://, az://).
     #[arg(long)]
-    pub data: Option<PathBuf>,
+    pub data: Option<String>,
     /// A source's location, overriding the catalog: TABLE=PATH (repeatable).
     #[arg(long = "source", value_name = "TABLE=PATH")]
     pub sources: Vec<String>,

@@ -1,37 +1,39 @@
-use std::path::PathBuf;
-
 use clap::Args;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 use crate::error::{Result, VitalsError};
 use crate::publish::Target;
+use crate::storage::{Location, StorageOptions};
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     /// A SQL query over the published tables.
     pub sql: String,
-    /// The folder a build published to.
+    /// Where a build published: a path or a URL (s3://bucket/prefix, ...).
     #[arg(long, default_value = "target/vitals")]
-    pub target: PathBuf,
+    pub target: String,
 }
 
 /// Runs SQL over the tables of the published build, reading exactly the
 /// files its manifest lists.
 pub async fn run(args: QueryArgs) -> Result<()> {
-    let manifest = Target::read_manifest(&args.target)?.ok_or_else(|| {
+    // A reader has no catalog: the store's settings come from the
+    // environment (AWS_ENDPOINT_URL, ...).
+    let target = Location::parse(
+        &args.target,
+        std::path::Path::new("."),
+        &StorageOptions::default(),
+    )?;
+    let manifest = Target::read_manifest(&target).await?.ok_or_else(|| {
         VitalsError::Usage(format!(
-            "no published build in {} (no _manifest.json); run `vitals build --target {}` first",
-            args.target.display(),
-            args.target.display()
+            "no published build in {0} (no _manifest.json); run `vitals build --target {0}` first",
+            args.target,
         ))
     })?;
     let ctx = SessionContext::new();
+    target.register(&ctx);
     for (name, entry) in &manifest.tables {
-        let files: Vec<String> = entry
-            .files
-            .iter()
-            .map(|f| args.target.join(f).display().to_string())
-            .collect();
+        let files: Vec<String> = entry.files.iter().map(|f| target.url(f, false)).collect();
         let df = ctx
             .read_parquet(files, ParquetReadOptions::default())
             .await

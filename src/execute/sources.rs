@@ -3,7 +3,6 @@
 //! the stages of `compile::source` as views.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -12,20 +11,24 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
 
 use crate::catalog::contract::TableContract;
 use crate::catalog::{Catalog, Source};
 use crate::compile::ident;
 use crate::compile::source::{self as stages, TypedColumn};
 use crate::error::{Result, VitalsError};
+use crate::storage::{Location, redact};
 
 /// Where to find sources besides the catalog's own `location`s.
 #[derive(Debug, Clone, Default)]
 pub struct SourceLocations {
-    /// `--data DIR`: table T is `DIR/T/` or `DIR/T.parquet`.
-    pub data_dir: Option<PathBuf>,
+    /// `--data DIR` (a path or a URL such as `s3://bucket/prefix`): table T
+    /// is `DIR/T/` or `DIR/T.parquet`.
+    pub data_dir: Option<String>,
     /// `--source T=PATH`.
     pub overrides: BTreeMap<String, String>,
     /// Register every source empty, with its contract's columns: lets
@@ -42,33 +45,73 @@ pub struct SourceReport {
     pub files: usize,
 }
 
+/// A source's files: one Parquet file, or a folder of them.
+struct Found {
+    location: Location,
+    folder: bool,
+}
+
+/// One Parquet file of a source, with its own schema (read from its
+/// footer once: on an object store each read is a request).
+struct SourceFile {
+    /// For messages: the file's path or URL.
+    name: String,
+    /// Below the source's location, `/`-separated (Hive partitions show).
+    relative: String,
+    schema: Schema,
+}
+
 impl SourceLocations {
-    fn locate(&self, catalog: &Catalog, source: &Source) -> Option<PathBuf> {
+    async fn locate(&self, catalog: &Catalog, source: &Source) -> Result<Option<Found>> {
         if self.empty {
-            return None;
+            return Ok(None);
         }
+        let cwd = std::path::Path::new(".");
+        let storage = &catalog.storage;
         if let Some(o) = self.overrides.get(&source.name) {
-            return Some(PathBuf::from(o));
+            return find(&Location::parse(o, cwd, storage)?).await;
         }
         if let Some(dir) = &self.data_dir {
-            let folder = dir.join(&source.name);
-            if folder.is_dir() {
-                return Some(folder);
+            let dir = Location::parse(dir, cwd, storage)?;
+            if let Some(found) = find(&dir.join(&source.name)).await?
+                && found.folder
+            {
+                return Ok(Some(found));
             }
-            let file = dir.join(format!("{}.parquet", source.name));
-            if file.is_file() {
-                return Some(file);
-            }
-            return None;
+            let file = dir.join(&format!("{}.parquet", source.name));
+            return Ok(find(&file).await?.filter(|f| !f.folder));
         }
-        source.location.as_ref().map(|l| {
-            let p = PathBuf::from(l.text.strip_prefix("file://").unwrap_or(&l.text));
-            if p.is_absolute() {
-                p
-            } else {
-                catalog.dir.join(p)
-            }
-        })
+        match &source.location {
+            Some(l) => find(&Location::parse(&l.text, &catalog.dir, storage)?).await,
+            None => Ok(None),
+        }
+    }
+}
+
+/// Whether `location` is a file, a folder with files, or nothing.
+async fn find(location: &Location) -> Result<Option<Found>> {
+    let store = location.store();
+    let key = location.key("");
+    match store.head(&key).await {
+        Ok(_) => {
+            return Ok(Some(Found {
+                location: location.clone(),
+                folder: false,
+            }));
+        }
+        Err(object_store::Error::NotFound { .. }) => {}
+        // A local folder is not an object: heading it says so.
+        Err(_) if location.local_path().is_some_and(|p| p.is_dir()) => {}
+        Err(e) => return Err(location.error("cannot read", "", &e)),
+    }
+    match store.list(Some(&key)).next().await {
+        Some(Ok(_)) => Ok(Some(Found {
+            location: location.clone(),
+            folder: true,
+        })),
+        None => Ok(None),
+        Some(Err(object_store::Error::NotFound { .. })) => Ok(None),
+        Some(Err(e)) => Err(location.error("cannot list", "", &e)),
     }
 }
 
@@ -94,31 +137,23 @@ pub async fn register_all(
     let mut reports = Vec::new();
     let mut typed_columns_of = BTreeMap::new();
     for source in &catalog.sources {
-        let location = locations.locate(catalog, source).filter(|p| p.exists());
-        let (columns, report) = match location {
-            Some(path) => {
-                let files = parquet_files(&path).map_err(|e| {
-                    VitalsError::data(
-                        format!("table {}: cannot list {}", source.name, path.display()),
-                        e,
-                    )
-                })?;
+        let (columns, report) = match locations.locate(catalog, source).await? {
+            Some(found) => {
+                found.location.register(ctx);
+                // Every footer is read first: an unreadable file is named.
+                let files = parquet_files(source, &found).await?;
                 if files.is_empty() {
                     return Err(VitalsError::Data(format!(
                         "table {}: no Parquet file under {}",
                         source.name,
-                        path.display()
+                        found.location.describe("")
                     )));
                 }
-                // Read every footer first: an unreadable file is named here.
-                for file in &files {
-                    file_schema(source, file)?;
-                }
-                let schema = register_raw(ctx, source, &path).await?;
+                let schema = register_raw(ctx, source, &found).await?;
                 let columns = typed_columns(catalog, source, &schema, &files)?;
                 let report = SourceReport {
                     name: source.name.clone(),
-                    location: Some(path.display().to_string()),
+                    location: Some(found.location.describe("")),
                     files: files.len(),
                 };
                 (columns, report)
@@ -128,7 +163,7 @@ pub async fn register_all(
                     let hint = match &locations.data_dir {
                         Some(d) => format!(
                             "expected {0}/{1}/ or {0}/{1}.parquet",
-                            d.display(),
+                            d.trim_end_matches('/'),
                             source.name
                         ),
                         None => {
@@ -244,51 +279,95 @@ fn register_empty(ctx: &SessionContext, name: &str, columns: &[TypedColumn]) -> 
     Ok(())
 }
 
-/// The Parquet files of a table: one file, or every `.parquet` file below a
-/// folder (Hive partition folders included), in a stable order.
-fn parquet_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let p = entry?.path();
-            let hidden = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
-            if hidden {
-                continue;
+/// The Parquet files of a table, each with its schema: one file, or every
+/// `.parquet` file below a folder (Hive partition folders included; names
+/// starting with `.` or `_` are not data), in a stable order.
+async fn parquet_files(source: &Source, found: &Found) -> Result<Vec<SourceFile>> {
+    let location = &found.location;
+    let store = Arc::clone(location.store());
+    let metas: Vec<object_store::ObjectMeta> = if found.folder {
+        let listed: Vec<object_store::ObjectMeta> = store
+            .list(Some(&location.key("")))
+            .try_collect()
+            .await
+            .map_err(|e| {
+                VitalsError::Data(format!(
+                    "table {}: {}",
+                    source.name,
+                    location.error("cannot list", "", &e)
+                ))
+            })?;
+        listed
+            .into_iter()
+            .filter(|m| {
+                location.relative(&m.location).is_some_and(|r| {
+                    r.ends_with(".parquet")
+                        && !r
+                            .split('/')
+                            .any(|p| p.starts_with('.') || p.starts_with('_'))
+                })
+            })
+            .collect()
+    } else {
+        let meta = store.head(&location.key("")).await.map_err(|e| {
+            VitalsError::Data(format!(
+                "table {}: {}",
+                source.name,
+                location.error("cannot read", "", &e)
+            ))
+        })?;
+        vec![meta]
+    };
+    let mut files: Vec<SourceFile> = futures::stream::iter(metas)
+        .map(|meta| {
+            let store = Arc::clone(&store);
+            async move {
+                let relative = location.relative(&meta.location).unwrap_or_default();
+                let name = location.describe(&relative);
+                // Reads the footer with ranged requests.
+                let reader = object_store::buffered::BufReader::new(store, &meta);
+                let schema = ParquetRecordBatchStreamBuilder::new(reader)
+                    .await
+                    .map_err(|e| {
+                        VitalsError::Data(format!(
+                            "table {}, file {name}: not a readable Parquet file: {}",
+                            source.name,
+                            redact(&e.to_string())
+                        ))
+                    })?
+                    .schema()
+                    .as_ref()
+                    .clone();
+                Ok::<_, VitalsError>(SourceFile {
+                    name,
+                    relative,
+                    schema,
+                })
             }
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "parquet") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+        })
+        // Footers are small: read several at once (an object store's
+        // latency, not bandwidth, is what a footer costs).
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+    files.sort_by(|a, b| a.relative.cmp(&b.relative));
+    Ok(files)
 }
 
 /// Registers the files as `__raw_<source>`; returns the merged schema.
-async fn register_raw(ctx: &SessionContext, source: &Source, path: &Path) -> Result<SchemaRef> {
-    let context = || format!("table {}: {}", source.name, path.display());
-    let absolute = std::path::absolute(path).map_err(|e| VitalsError::data(context(), e))?;
-    let mut url = absolute.display().to_string();
-    if absolute.is_dir() && !url.ends_with('/') {
-        url.push('/');
-    }
-    let url = ListingTableUrl::parse(&url).map_err(|e| VitalsError::data(context(), e))?;
+async fn register_raw(ctx: &SessionContext, source: &Source, found: &Found) -> Result<SchemaRef> {
+    let context = || format!("table {}: {}", source.name, found.location.describe(""));
+    let fail = |e: &dyn std::fmt::Display| {
+        VitalsError::Data(format!("{}: {}", context(), redact(&e.to_string())))
+    };
+    let url = ListingTableUrl::parse(found.location.url("", found.folder)).map_err(|e| fail(&e))?;
     let state = ctx.state();
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let partitions = options
         .infer_partitions(&state, &url)
         .await
-        .map_err(|e| VitalsError::data(context(), e))?;
+        .map_err(|e| fail(&e))?;
     let options = options.with_table_partition_cols(
         partitions
             .into_iter()
@@ -300,14 +379,18 @@ async fn register_raw(ctx: &SessionContext, source: &Source, path: &Path) -> Res
         .infer_schema(&state)
         .await
         .map_err(|e| {
-            VitalsError::data(format!("{}: cannot read the Parquet files", context()), e)
+            VitalsError::Data(format!(
+                "{}: cannot read the Parquet files: {}",
+                context(),
+                redact(&e.to_string())
+            ))
         })?;
-    let table = ListingTable::try_new(config).map_err(|e| VitalsError::data(context(), e))?;
+    let table = ListingTable::try_new(config).map_err(|e| fail(&e))?;
     let schema = datafusion::datasource::TableProvider::schema(&table);
     let name = stages::raw_name(&source.name);
     ctx.deregister_table(&name).ok();
     ctx.register_table(&name, Arc::new(table))
-        .map_err(|e| VitalsError::data(context(), e))?;
+        .map_err(|e| fail(&e))?;
     Ok(schema)
 }
 
@@ -316,7 +399,7 @@ fn typed_columns(
     catalog: &Catalog,
     source: &Source,
     merged: &Schema,
-    files: &[PathBuf],
+    files: &[SourceFile],
 ) -> Result<Vec<TypedColumn>> {
     let tz = &catalog.project.timezone;
     let Some(contract) = source.contract else {
@@ -350,17 +433,17 @@ fn typed_columns(
         return Err(VitalsError::Data(format!(
             "table {}: files under {} have none of the column groups {}; map yours in [sources.{}.columns]",
             source.name,
-            files
-                .first()
-                .and_then(|f| f.parent())
-                .map_or_else(String::new, |p| p.display().to_string()),
+            files.first().map_or_else(String::new, |f| f
+                .name
+                .rsplit_once('/')
+                .map_or(f.name.clone(), |(dir, _)| dir.to_string())),
             groups.join(" or "),
             source.name
         )));
     }
     // A required column must be in every file, not only in the merged schema.
     for file in files {
-        let schema = file_schema(source, file)?;
+        let schema = &file.schema;
         for c in contract.columns.iter().filter(|c| c.required) {
             let theirs = source.file_column(c.name);
             let partition =
@@ -378,20 +461,15 @@ fn typed_columns(
                 let file = files
                     .iter()
                     .find(|f| {
-                        file_schema(source, f)
-                            .ok()
-                            .and_then(|s| {
-                                s.field_with_name(theirs)
-                                    .ok()
-                                    .map(|f| f.data_type().clone())
-                            })
-                            .is_some_and(|t| t == m.found)
+                        f.schema
+                            .field_with_name(theirs)
+                            .is_ok_and(|f| f.data_type() == &m.found)
                     })
                     .unwrap_or(&files[0]);
                 VitalsError::Data(format!(
                     "table {}, file {}, column `{theirs}`: type {} cannot be read as {}",
                     source.name,
-                    file.display(),
+                    file.name,
                     m.found,
                     m.class.describe()
                 ))
@@ -444,43 +522,32 @@ fn typed_columns(
     Ok(columns)
 }
 
-fn is_partition_path(file: &Path, column: &str) -> bool {
-    file.components().any(|c| {
-        c.as_os_str()
-            .to_str()
-            .is_some_and(|s| s.starts_with(&format!("{column}=")))
-    })
+fn is_partition_path(file: &SourceFile, column: &str) -> bool {
+    file.relative
+        .split('/')
+        .any(|part| part.starts_with(&format!("{column}=")))
 }
 
-fn file_schema(source: &Source, file: &Path) -> Result<Schema> {
-    let context = || format!("table {}, file {}", source.name, file.display());
-    let f = std::fs::File::open(file).map_err(|e| VitalsError::data(context(), e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(f)
-        .map_err(|e| VitalsError::data(format!("{}: not a readable Parquet file", context()), e))?;
-    Ok(builder.schema().as_ref().clone())
-}
-
-fn missing_column(source: &Source, canonical: &str, files: &[PathBuf]) -> VitalsError {
+fn missing_column(source: &Source, canonical: &str, files: &[SourceFile]) -> VitalsError {
     let file = files
         .iter()
         .find(|f| {
-            file_schema(source, f)
-                .is_ok_and(|s| s.field_with_name(source.file_column(canonical)).is_err())
+            f.schema
+                .field_with_name(source.file_column(canonical))
+                .is_err()
         })
         .unwrap_or(&files[0]);
     missing_in_file(source, canonical, file)
 }
 
-fn missing_in_file(source: &Source, canonical: &str, file: &Path) -> VitalsError {
+fn missing_in_file(source: &Source, canonical: &str, file: &SourceFile) -> VitalsError {
     let theirs = source.file_column(canonical);
-    let names = file_schema(source, file)
-        .map(|s| {
-            s.fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+    let names: Vec<String> = file
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let hint = match crate::catalog::diagnostic::did_you_mean(
         theirs,
         names.iter().map(String::as_str),
@@ -497,8 +564,7 @@ fn missing_in_file(source: &Source, canonical: &str, file: &Path) -> VitalsError
     };
     VitalsError::Data(format!(
         "table {}, file {}: required column `{theirs}` is missing; {hint}",
-        source.name,
-        file.display()
+        source.name, file.name
     ))
 }
 

@@ -12,5 +12,5 @@ mod writer;
 
 pub use lock::{LOCK, Lock, LockInfo};
 pub use manifest::{Manifest, TableEntry};
-pub use target::{GcReport, HISTORY, Target};
+pub use target::{GcReport, HISTORY, Published, Target};
 pub use writer::{write_files, write_table};

@@ -223,10 +223,10 @@ pub async fn build_selected(catalog: &Path, data: &Data, as_of: &str, select: &[
     let manifest = run(&BuildOptions {
         catalog: catalog.to_path_buf(),
         locations: SourceLocations {
-            data_dir: Some(data.path().to_path_buf()),
+            data_dir: Some(data.path().display().to_string()),
             ..Default::default()
         },
-        target: target.path().to_path_buf(),
+        target: target.path().display().to_string(),
         as_of: Some(date(as_of)),
         select: select.iter().map(|s| s.to_string()).collect(),
         session: SessionOptions::default(),

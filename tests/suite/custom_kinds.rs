@@ -208,10 +208,10 @@ async fn score_and_cohort_mistakes_are_catalog_errors_at_their_line() {
     let err = vitals::build::run(&vitals::build::BuildOptions {
         catalog: path.clone(),
         locations: vitals::execute::SourceLocations {
-            data_dir: Some(data.path().to_path_buf()),
+            data_dir: Some(data.path().display().to_string()),
             ..Default::default()
         },
-        target: target.path().to_path_buf(),
+        target: target.path().display().to_string(),
         as_of: Some(super::common::date("2024-03-31")),
         select: Vec::new(),
         session: vitals::execute::SessionOptions::default(),

@@ -49,10 +49,10 @@ fn options(data: &Data, target: &Path) -> BuildOptions {
     BuildOptions {
         catalog: shipped_catalog(),
         locations: SourceLocations {
-            data_dir: Some(data.path().to_path_buf()),
+            data_dir: Some(data.path().display().to_string()),
             ..Default::default()
         },
-        target: target.to_path_buf(),
+        target: target.display().to_string(),
         as_of: Some(date("2024-03-31")),
         select: Vec::new(),
         session: SessionOptions::default(),
@@ -239,7 +239,8 @@ async fn old_builds_are_kept_for_a_number_of_builds_then_collected() {
         .count();
     assert_eq!(history, 3);
 
-    let report = vitals::publish::Target::gc(target.path(), 1, None);
+    let root = vitals::storage::Location::local(target.path()).unwrap();
+    let report = vitals::publish::Target::gc(&root, 1, None).await;
     assert_eq!(report.builds_kept, 1);
     assert_eq!(report.history_removed, 2);
     assert_eq!(folders(target.path()), [format!("build-{}", ids[3])]);

@@ -341,10 +341,10 @@ async fn an_unreadable_file_fails_the_build_naming_table_and_file() {
     let err = vitals::build::run(&vitals::build::BuildOptions {
         catalog: shipped_catalog(),
         locations: vitals::execute::SourceLocations {
-            data_dir: Some(data.path().to_path_buf()),
+            data_dir: Some(data.path().display().to_string()),
             ..Default::default()
         },
-        target: target.path().to_path_buf(),
+        target: target.path().display().to_string(),
         as_of: Some(date("2024-01-31")),
         select: Vec::new(),
         session: Default::default(),
