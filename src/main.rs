@@ -14,7 +14,7 @@ fn main() {
     };
     if let Err(e) = runtime.block_on(vitals::cli::run(cli)) {
         // Whatever a store answered, no credential reaches the terminal.
-        let text = vitals::storage::redact(&e.to_string());
+        let text = vitals::storage::clean(&e.to_string());
         if text.starts_with("error") {
             eprintln!("{text}");
         } else {

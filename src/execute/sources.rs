@@ -21,7 +21,7 @@ use crate::catalog::{Catalog, Source};
 use crate::compile::ident;
 use crate::compile::source::{self as stages, TypedColumn};
 use crate::error::{Result, VitalsError};
-use crate::storage::{Location, redact};
+use crate::storage::{Location, clean};
 
 /// Where to find sources besides the catalog's own `location`s.
 #[derive(Debug, Clone, Default)]
@@ -332,7 +332,7 @@ async fn parquet_files(source: &Source, found: &Found) -> Result<Vec<SourceFile>
                         VitalsError::Data(format!(
                             "table {}, file {name}: not a readable Parquet file: {}",
                             source.name,
-                            redact(&e.to_string())
+                            clean(&e.to_string())
                         ))
                     })?
                     .schema()
@@ -358,7 +358,7 @@ async fn parquet_files(source: &Source, found: &Found) -> Result<Vec<SourceFile>
 async fn register_raw(ctx: &SessionContext, source: &Source, found: &Found) -> Result<SchemaRef> {
     let context = || format!("table {}: {}", source.name, found.location.describe(""));
     let fail = |e: &dyn std::fmt::Display| {
-        VitalsError::Data(format!("{}: {}", context(), redact(&e.to_string())))
+        VitalsError::Data(format!("{}: {}", context(), clean(&e.to_string())))
     };
     let url = ListingTableUrl::parse(found.location.url("", found.folder)).map_err(|e| fail(&e))?;
     let state = ctx.state();
@@ -382,7 +382,7 @@ async fn register_raw(ctx: &SessionContext, source: &Source, found: &Found) -> R
             VitalsError::Data(format!(
                 "{}: cannot read the Parquet files: {}",
                 context(),
-                redact(&e.to_string())
+                clean(&e.to_string())
             ))
         })?;
     let table = ListingTable::try_new(config).map_err(|e| fail(&e))?;

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use object_store::buffered::BufWriter;
 
 use crate::error::{Result, VitalsError};
-use crate::storage::{Location, redact};
+use crate::storage::{Location, clean};
 
 use super::Target;
 
@@ -44,7 +44,7 @@ pub async fn write_files(
         VitalsError::Data(format!(
             "table {table}: cannot write {}: {}",
             root.describe(dir),
-            redact(&e.to_string())
+            clean(&e.to_string())
         ))
     };
     let open = |rel: &str| {

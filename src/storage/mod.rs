@@ -2,10 +2,10 @@
 //! S3-compatible stores, Google Cloud Storage, Azure Blob Storage), all
 //! behind one `ObjectStore`, so sources, targets and the publish protocol
 //! have one code path. Credentials come from the standard environment
-//! variables of each store and never appear in a message (`redact`).
+//! variables of each store and never appear in a message (`clean`).
 
+mod clean;
 mod options;
-mod redact;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,8 +21,8 @@ use url::Url;
 
 use crate::error::{Result, VitalsError};
 
+pub use clean::clean;
 pub use options::StorageOptions;
-pub use redact::redact;
 
 /// A folder: a local path, or a prefix in a bucket.
 #[derive(Debug, Clone)]
@@ -175,7 +175,7 @@ impl Location {
         VitalsError::Data(format!(
             "{doing} {}: {}{}",
             self.describe(relative),
-            redact(&e.to_string()),
+            clean(&e.to_string()),
             hint(e, self.credentials())
         ))
     }
@@ -276,6 +276,6 @@ fn config_error(url: &str, e: &object_store::Error) -> VitalsError {
     VitalsError::Usage(format!(
         "cannot use {url}: {}; the store's settings come from its environment variables \
          (e.g. AWS_REGION, AWS_ENDPOINT_URL) and the catalog's [storage]",
-        redact(&e.to_string())
+        clean(&e.to_string())
     ))
 }

@@ -8,5 +8,7 @@ mod optional_inputs;
 mod playbook;
 mod publish;
 mod reliability;
+mod s3;
+mod seaweed;
 mod sources;
 mod worked_examples;
