@@ -53,7 +53,16 @@ fn shorten_xml_error(text: &str) -> String {
         let open = format!("<{name}>");
         let from = body.find(&open)? + open.len();
         let to = body[from..].find(&format!("</{name}>"))? + from;
-        Some(body[from..to].to_string())
+        // Azure appends request id and time lines to its message.
+        let value = &body[from..to];
+        Some(
+            value
+                .split("\nRequestId:")
+                .next()
+                .unwrap_or(value)
+                .trim()
+                .to_string(),
+        )
     };
     match (tag("Code"), tag("Message")) {
         (Some(code), Some(message)) => {

@@ -1,6 +1,8 @@
+mod azure_gcs;
 mod cli;
 mod common;
 mod custom_kinds;
+mod emulators;
 mod health;
 mod invariants;
 mod kpis;
@@ -8,6 +10,7 @@ mod optional_inputs;
 mod playbook;
 mod publish;
 mod reliability;
+mod remote;
 mod s3;
 mod seaweed;
 mod sources;

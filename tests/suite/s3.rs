@@ -5,23 +5,19 @@
 //! leave a half-published target and never print a secret.
 
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::arrow::util::display::array_value_to_string;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::file::reader::ChunkReader;
 use object_store::path::Path as Key;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
-use vitals::publish::{LockInfo, Manifest};
+use vitals::publish::Manifest;
 
-use super::common::{catalog_variant, close, shipped_catalog};
+use super::common::{catalog_variant, shipped_catalog};
+use super::remote::{
+    Done, PROCESS_LIMIT, Sample, assert_consistent, assert_matches_local, build_args, finish,
+    history, lock, manifest, run, single_number, spawn, vitals, wait_for_lock, wait_until_writing,
+};
 use super::seaweed::{SECRET_KEY, Seaweed, block_on, shared};
 
 /// A secret that does not match the server's.
@@ -31,381 +27,17 @@ const WRONG_SECRET: &str = "wrong-secret-never-print-9876";
 const FAIL_FAST: &str = "\n[storage]\nretries = 1\nretry_timeout_seconds = 5\n\
                          request_timeout_seconds = 10\nconnect_timeout_seconds = 2\n";
 
-/// How long any one `vitals` process may take before the test gives up.
-const PROCESS_LIMIT: Duration = Duration::from_secs(180);
+/// Sample data of the S3 tests: 400 customers.
+const CUSTOMERS: usize = 400;
 
-// ---------------------------------------------------------------- helpers
-
-/// Generated sample data (400 customers) in a folder of its own.
-struct Sample {
-    dir: tempfile::TempDir,
+/// Neither the server's secret nor a wrong one was printed.
+trait NoSecret {
+    fn assert_no_secret(&self);
 }
 
-impl Sample {
-    fn new() -> Sample {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-            .args(["generate", "--customers", "400", "--out"])
-            .arg(dir.path().join("data"))
-            .output()
-            .expect("run vitals generate");
-        assert!(
-            out.status.success(),
-            "vitals generate: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Sample { dir }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// Uploads the data under `prefix/` and returns its `s3://` URL.
-    fn upload(&self, sw: &Seaweed, prefix: &str) -> String {
-        sw.upload_dir(&self.data(), prefix);
-        sw.url(prefix)
-    }
-}
-
-/// `vitals` with the server's credentials and endpoint (and no AWS_
-/// variable of the environment the tests run in).
-fn vitals(sw: &Seaweed) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vitals"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("AWS_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(sw.env());
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// `build --catalog C --data DATA --target TARGET --as-of 2025-12-31 -q`
-fn build_args(catalog: &Path, data: &str, target: &str, more: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = vec![
-        "build".into(),
-        "--catalog".into(),
-        catalog.display().to_string(),
-        "--data".into(),
-        data.into(),
-        "--target".into(),
-        target.into(),
-        "--as-of".into(),
-        "2025-12-31".into(),
-        "-q".into(),
-    ];
-    args.extend(more.iter().map(|s| s.to_string()));
-    args
-}
-
-/// A finished process.
-struct Done {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Done {
-    fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    /// For assertion messages.
-    fn show(&self) -> String {
-        format!(
-            "exit {:?} after {:.1?}\n--- stderr:\n{}\n--- stdout:\n{}",
-            self.code, self.elapsed, self.stderr, self.stdout
-        )
-    }
-
-    /// Neither the server's secret nor a wrong one was printed.
+impl NoSecret for Done {
     fn assert_no_secret(&self) {
-        for secret in [SECRET_KEY, WRONG_SECRET] {
-            assert!(
-                !self.stderr.contains(secret) && !self.stdout.contains(secret),
-                "a secret was printed:\n{}",
-                self.show()
-            );
-        }
-    }
-}
-
-fn run(cmd: Command) -> Done {
-    finish(spawn(cmd), PROCESS_LIMIT)
-}
-
-/// A running process and when it started.
-struct Proc {
-    child: Child,
-    started: Instant,
-}
-
-fn spawn(mut cmd: Command) -> Proc {
-    Proc {
-        started: Instant::now(),
-        child: cmd.spawn().expect("start vitals"),
-    }
-}
-
-impl Proc {
-    /// Fails (with its stderr) if the process ended: it was meant to be
-    /// still running.
-    fn assert_running(&mut self, what: &str) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = self.child.stderr.take() {
-                let _ = pipe.read_to_string(&mut stderr);
-            }
-            panic!("{what} ({status}):\n{stderr}");
-        }
-    }
-}
-
-/// Waits for a process at most `limit` (then kills it and fails), reading
-/// its output meanwhile.
-fn finish(proc: Proc, limit: Duration) -> Done {
-    let Proc { mut child, started } = proc;
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut text);
-            }
-            String::from_utf8_lossy(&text).to_string()
-        })
-    };
-    let stdout = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let done = Done {
-        code: status.and_then(|s| s.code()),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-        elapsed: started.elapsed(),
-    };
-    assert!(
-        status.is_some(),
-        "vitals still ran after {limit:?}: killed\n{}",
-        done.show()
-    );
-    done
-}
-
-/// The published manifest under `out`, as stored and parsed.
-fn manifest(sw: &Seaweed, out: &str) -> Option<(Vec<u8>, Manifest)> {
-    let bytes = sw.try_download(&format!("{out}/_manifest.json"))?;
-    let m = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "{}/_manifest.json is not a whole manifest: {e}\n{}",
-            sw.url(out),
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    Some((bytes, m))
-}
-
-/// The build ids of the history `out/_builds/<id>.json`.
-fn history(sw: &Seaweed, out: &str) -> BTreeSet<String> {
-    let prefix = format!("{out}/_builds/");
-    sw.list(&prefix)
-        .iter()
-        .filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix(".json"))
-        .map(str::to_string)
-        .collect()
-}
-
-/// The lock object under `out`, when one is there and whole.
-fn lock(sw: &Seaweed, out: &str) -> Option<LockInfo> {
-    let bytes = sw.try_download(&format!("{out}/_lock.json"))?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-fn parquet<R: ChunkReader + 'static>(reader: R, what: &str) -> Vec<RecordBatch> {
-    ParquetRecordBatchReaderBuilder::try_new(reader)
-        .unwrap_or_else(|e| panic!("{what} is not whole Parquet: {e}"))
-        .build()
-        .unwrap()
-        .map(|b| b.unwrap_or_else(|e| panic!("{what}: {e}")))
-        .collect()
-}
-
-/// The batches of a published Parquet file on the server.
-fn s3_parquet(sw: &Seaweed, key: &str) -> Vec<RecordBatch> {
-    let store = sw.store();
-    let path = Key::from(key);
-    let bytes = block_on(async move {
-        let got = store.get(&path).await?;
-        got.bytes().await
-    })
-    .unwrap_or_else(|e| panic!("{} listed but unreadable: {e}", sw.url(key)));
-    parquet(bytes, &sw.url(key))
-}
-
-fn local_parquet(path: &Path) -> Vec<RecordBatch> {
-    let file = std::fs::File::open(path)
-        .unwrap_or_else(|e| panic!("{} listed but unreadable: {e}", path.display()));
-    parquet(file, &path.display().to_string())
-}
-
-/// Every file the manifest lists is on the server, of this build, whole
-/// Parquet, and the tables hold the rows it says.
-fn assert_consistent(sw: &Seaweed, out: &str, m: &Manifest) {
-    assert!(!m.tables.is_empty(), "a manifest without tables");
-    for (name, t) in &m.tables {
-        let mut rows = 0u64;
-        for f in &t.files {
-            assert!(
-                f.contains(&format!("build-{}/", m.build_id)),
-                "{name}: {f} is not of build {}",
-                m.build_id
-            );
-            for b in s3_parquet(sw, &format!("{out}/{f}")) {
-                rows += b.num_rows() as u64;
-            }
-        }
-        assert_eq!(rows, t.rows, "{name}: rows in the files vs the manifest");
-    }
-}
-
-/// A value of a table, for comparing two builds of it.
-#[derive(Debug, Clone)]
-enum Cell {
-    Null,
-    Float(f64),
-    Other(String),
-}
-
-impl Cell {
-    /// A sort key: floats to 9 digits, so that two builds that sum in
-    /// different orders still sort their rows alike.
-    fn key(&self) -> String {
-        match self {
-            Cell::Null => "\u{0}".into(),
-            Cell::Float(v) => format!("{v:.9e}"),
-            Cell::Other(s) => s.clone(),
-        }
-    }
-
-    fn same(&self, other: &Cell) -> bool {
-        match (self, other) {
-            (Cell::Null, Cell::Null) => true,
-            (Cell::Float(a), Cell::Float(b)) => {
-                (a.is_nan() && b.is_nan()) || a == b || close(*a, *b)
-            }
-            (Cell::Other(a), Cell::Other(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
-/// A table's columns (name, type, nullable) and its rows, sorted.
-struct Contents {
-    columns: Vec<(String, DataType, bool)>,
-    rows: Vec<Vec<Cell>>,
-}
-
-fn contents(batches: &[RecordBatch]) -> Contents {
-    let mut columns = Vec::new();
-    let mut rows = Vec::new();
-    for b in batches {
-        let schema: Vec<(String, DataType, bool)> = b
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), f.data_type().clone(), f.is_nullable()))
-            .collect();
-        if columns.is_empty() {
-            columns = schema.clone();
-        }
-        assert_eq!(columns, schema, "files of one table disagree on the schema");
-        let cells: Vec<Box<dyn Fn(usize) -> Cell>> = b
-            .columns()
-            .iter()
-            .map(|c| -> Box<dyn Fn(usize) -> Cell> {
-                match c.data_type() {
-                    DataType::Float16 | DataType::Float32 | DataType::Float64 => {
-                        let c = cast(c, &DataType::Float64).unwrap();
-                        Box::new(move |r| {
-                            if c.is_null(r) {
-                                Cell::Null
-                            } else {
-                                Cell::Float(c.as_primitive::<Float64Type>().value(r))
-                            }
-                        })
-                    }
-                    _ => {
-                        let c = c.clone();
-                        Box::new(move |r| {
-                            if c.is_null(r) {
-                                Cell::Null
-                            } else {
-                                Cell::Other(array_value_to_string(&c, r).unwrap())
-                            }
-                        })
-                    }
-                }
-            })
-            .collect();
-        for r in 0..b.num_rows() {
-            rows.push(cells.iter().map(|cell| cell(r)).collect::<Vec<_>>());
-        }
-    }
-    rows.sort_by_cached_key(|row| row.iter().map(Cell::key).collect::<Vec<_>>());
-    Contents { columns, rows }
-}
-
-/// The one number of a `vitals query` result table.
-fn single_number(stdout: &str) -> u64 {
-    let cells: Vec<&str> = stdout
-        .lines()
-        .filter(|l| l.starts_with('|'))
-        .map(|l| l.trim_matches('|').trim())
-        .collect();
-    assert_eq!(cells.len(), 2, "a header and one value expected:\n{stdout}");
-    cells[1]
-        .parse()
-        .unwrap_or_else(|_| panic!("not a count: {}\n{stdout}", cells[1]))
-}
-
-/// Polls `what` every 50 ms until it returns something, for at most
-/// `limit`; fails with `context()` then.
-fn poll<T>(
-    limit: Duration,
-    mut what: impl FnMut() -> Option<T>,
-    context: impl Fn() -> String,
-) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = what() {
-            return v;
-        }
-        assert!(started.elapsed() < limit, "{}", context());
-        std::thread::sleep(Duration::from_millis(50));
+        self.assert_hides(&[SECRET_KEY, WRONG_SECRET]);
     }
 }
 
@@ -417,7 +49,7 @@ fn poll<T>(
 #[test]
 fn s3_server_round_trip_and_conditional_puts() {
     let sw = shared();
-    let sample = Sample::new();
+    let sample = Sample::new(CUSTOMERS);
     sample.upload(sw, "harness/data");
     let keys = sw.list("harness/data");
     let local: Vec<PathBuf> = std::fs::read_dir(sample.data())
@@ -508,7 +140,7 @@ fn s3_server_round_trip_and_conditional_puts() {
 #[test]
 fn s3_build_matches_local_build() {
     let sw = shared();
-    let sample = Sample::new();
+    let sample = Sample::new(CUSTOMERS);
     let data = sample.upload(sw, "matches/data");
     let catalog = shipped_catalog();
 
@@ -545,32 +177,8 @@ fn s3_build_matches_local_build() {
     });
     assert_consistent(sw, out, &remote_m);
 
+    assert_matches_local(sw, out, local_out.path());
     let names = |m: &Manifest| m.tables.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&remote_m), names(&local_m), "published tables");
-    for (name, l) in &local_m.tables {
-        let r = &remote_m.tables[name];
-        assert_eq!(r.rows, l.rows, "{name}: rows");
-        assert_eq!(r.schema, l.schema, "{name}: schema in the manifest");
-        let local_batches: Vec<RecordBatch> = l
-            .files
-            .iter()
-            .flat_map(|f| local_parquet(&local_out.path().join(f)))
-            .collect();
-        let remote_batches: Vec<RecordBatch> = r
-            .files
-            .iter()
-            .flat_map(|f| s3_parquet(sw, &format!("{out}/{f}")))
-            .collect();
-        let (l, r) = (contents(&local_batches), contents(&remote_batches));
-        assert_eq!(r.columns, l.columns, "{name}: Parquet schema");
-        assert_eq!(r.rows.len(), l.rows.len(), "{name}: rows read");
-        for (i, (lr, rr)) in l.rows.iter().zip(&r.rows).enumerate() {
-            assert!(
-                lr.iter().zip(rr).all(|(a, b)| a.same(b)),
-                "{name}: row {i} differs\n local: {lr:?}\n    s3: {rr:?}"
-            );
-        }
-    }
 
     // Data on disk but one table, a single Parquet object given by
     // --source; an S3 target; then a query of the S3 target.
@@ -623,7 +231,7 @@ fn s3_build_matches_local_build() {
 #[test]
 fn s3_wrong_credentials_fail_clearly() {
     let sw = shared();
-    let sample = Sample::new();
+    let sample = Sample::new(CUSTOMERS);
     let data = sample.upload(sw, "wrong-credentials/data");
     let catalog = shipped_catalog();
 
@@ -689,40 +297,13 @@ fn s3_wrong_credentials_fail_clearly() {
     assert_eq!(sw.list(out), Vec::<String>::new(), "nothing is written");
 }
 
-/// Waits until the build `proc` writes files of its own under `out`: a
-/// `build-<id>/` folder of none of the builds `not`.
-fn wait_until_writing(sw: &Seaweed, out: &str, proc: &mut Proc, not: &[&str]) -> String {
-    poll(
-        Duration::from_secs(90),
-        || {
-            proc.assert_running("the build ended before it wrote a file");
-            sw.try_list(out).ok()?.into_iter().find(|k| {
-                k.contains("/build-") && !not.iter().any(|id| k.contains(&format!("build-{id}/")))
-            })
-        },
-        || format!("the build wrote no file under {}", sw.url(out)),
-    )
-}
-
-/// The lock of a build other than `not`, once it appears.
-fn wait_for_lock(sw: &Seaweed, out: &str, proc: &mut Proc, not: &[&str]) -> LockInfo {
-    poll(
-        Duration::from_secs(60),
-        || {
-            proc.assert_running("the build ended before it was seen holding the lock");
-            lock(sw, out).filter(|l| !not.contains(&l.build_id.as_str()))
-        },
-        || format!("no build took the lock of {}", sw.url(out)),
-    )
-}
-
 /// The server dies while a build writes its tables: the build fails within
 /// bounded time with a clear error, and once the server is back the
 /// previous build is still the published one, whole.
 #[test]
 fn s3_server_stopped_mid_build() {
     let mut sw = Seaweed::start("vitals-stop");
-    let sample = Sample::new();
+    let sample = Sample::new(CUSTOMERS);
     let data = sample.upload(&sw, "data");
     let dir = tempfile::tempdir().unwrap();
     let catalog = catalog_variant(dir.path(), |toml| toml + FAIL_FAST);
@@ -777,7 +358,7 @@ fn s3_server_stopped_mid_build() {
 #[test]
 fn s3_concurrent_builds_one_wins() {
     let sw = shared();
-    let sample = Sample::new();
+    let sample = Sample::new(CUSTOMERS);
     let data = sample.upload(sw, "concurrent/data");
     let catalog = shipped_catalog();
     let out = "concurrent/out";
@@ -853,7 +434,7 @@ fn s3_concurrent_builds_one_wins() {
 #[test]
 fn s3_killed_build_leaves_previous_intact() {
     let sw = shared();
-    let sample = Sample::new();
+    let sample = Sample::new(CUSTOMERS);
     let data = sample.upload(sw, "killed/data");
     let catalog = shipped_catalog();
     let out = "killed/out";
