@@ -1,6 +1,8 @@
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -28,10 +30,24 @@ pub fn new_session(options: &SessionOptions) -> Result<SessionContext> {
     // string type every Parquet reader knows.
     opts.execution.parquet.schema_force_view_types = false;
     opts.sql_parser.map_string_types_to_utf8view = false;
+    if options.memory_limit.is_some() {
+        // A hash join holds its whole build side and cannot spill; under a
+        // limit, a large one (the health score's joins at 1M customers)
+        // starves the sorts that can. Sort-merge joins spill.
+        opts.optimizer.prefer_hash_join = false;
+    }
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = options.memory_limit {
+        // A fair pool: each spillable operator (sorts, aggregates) spills at
+        // its share of what the unspillable ones leave. With the greedy
+        // default one sort took 1.1 GB of 2 GB at 1M customers and the
+        // next could not get room for a single batch.
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(limit),
+            NonZeroUsize::new(5).expect("not zero"),
+        );
         runtime = runtime
-            .with_memory_limit(limit, 1.0)
+            .with_memory_pool(Arc::new(pool))
             .with_disk_manager_builder(DiskManagerBuilder::default());
     }
     let runtime = runtime
