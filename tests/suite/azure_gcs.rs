@@ -19,8 +19,9 @@ use object_store::{
 use super::common::shipped_catalog;
 use super::emulators::{AZURE_KEY, azurite, fake_gcs};
 use super::remote::{
-    PROCESS_LIMIT, Remote, Sample, assert_consistent, assert_matches_local, build_args, finish,
-    history, lock, manifest, run, single_number, spawn, vitals, wait_for_lock,
+    PROCESS_LIMIT, Remote, Sample, assert_conditional_puts, assert_consistent,
+    assert_matches_local, build_args, finish, history, lock, manifest, run, single_number, spawn,
+    vitals, wait_for_lock,
 };
 use super::seaweed::block_on;
 
@@ -204,47 +205,7 @@ fn az_emulator_round_trip_and_conditional_puts() {
     );
 
     // Conditional puts.
-    let store = az.client();
-    let report = block_on(async move {
-        let key = Key::from("harness/conditional");
-        let create = || PutOptions::from(PutMode::Create);
-        let first = store
-            .put_opts(&key, PutPayload::from_static(b"one"), create())
-            .await
-            .expect("a first create");
-        let second = store
-            .put_opts(&key, PutPayload::from_static(b"two"), create())
-            .await;
-        let version = || {
-            PutOptions::from(PutMode::Update(UpdateVersion {
-                e_tag: first.e_tag.clone(),
-                version: first.version.clone(),
-            }))
-        };
-        let updated = store
-            .put_opts(&key, PutPayload::from_static(b"three"), version())
-            .await;
-        let stale = store
-            .put_opts(&key, PutPayload::from_static(b"four"), version())
-            .await;
-        let now = store.get(&key).await.unwrap().bytes().await.unwrap();
-        (first, second, updated, stale, now.to_vec())
-    });
-    let (first, second, updated, stale, now) = report;
-    assert!(first.e_tag.is_some(), "no ETag on a put: {first:?}");
-    assert!(
-        matches!(second, Err(object_store::Error::AlreadyExists { .. })),
-        "a second If-None-Match: * put: {second:?}"
-    );
-    assert!(
-        updated.is_ok(),
-        "an If-Match put with the current ETag: {updated:?}"
-    );
-    assert!(
-        matches!(stale, Err(object_store::Error::Precondition { .. })),
-        "an If-Match put with a stale ETag: {stale:?}"
-    );
-    assert_eq!(now, b"three", "what the conditional puts left");
+    assert_conditional_puts(az.client());
 }
 
 /// A build from Azure to Azure publishes the same tables, schemas and rows

@@ -38,7 +38,7 @@ use object_store::{
 use tempfile::TempDir;
 
 use super::remote::Remote;
-use super::seaweed::block_on;
+use super::seaweed::{block_on, kill_server};
 
 /// The account every Azure emulator serves.
 pub const AZURE_ACCOUNT: &str = "devstoreaccount1";
@@ -820,21 +820,7 @@ echo "== exited with status $?" >>"$root/server.log"
         let Some(mut watchdog) = self.watchdog.take() else {
             return;
         };
-        if let Some(pid) = self.pid() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-            let gone = Instant::now();
-            while Path::new(&format!("/proc/{pid}")).exists()
-                && gone.elapsed() < Duration::from_secs(10)
-            {
-                // The watchdog reaps it within its next second.
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = watchdog.kill();
-        let _ = watchdog.wait();
+        kill_server(self.pid(), &mut watchdog);
         let _ = std::fs::remove_file(self.root.join("server.pid"));
     }
 

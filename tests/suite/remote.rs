@@ -21,7 +21,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::file::reader::ChunkReader;
 use futures::TryStreamExt;
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use vitals::publish::{LockInfo, Manifest};
 
@@ -561,4 +561,50 @@ pub fn wait_for_lock(remote: &impl Remote, out: &str, proc: &mut Proc, not: &[&s
         },
         || format!("no build took the lock of {}", remote.url(out)),
     )
+}
+
+/// The store honours conditional puts as the lock and the manifest need:
+/// a second create of a key fails, an update with the current version
+/// succeeds and one with a stale version fails, leaving the object alone.
+pub fn assert_conditional_puts(store: Arc<dyn ObjectStore>) {
+    let report = block_on(async move {
+        let key = Key::from("harness/conditional");
+        let create = || PutOptions::from(PutMode::Create);
+        let first = store
+            .put_opts(&key, PutPayload::from_static(b"one"), create())
+            .await
+            .expect("a first create");
+        let second = store
+            .put_opts(&key, PutPayload::from_static(b"two"), create())
+            .await;
+        let version = || {
+            PutOptions::from(PutMode::Update(UpdateVersion {
+                e_tag: first.e_tag.clone(),
+                version: first.version.clone(),
+            }))
+        };
+        let updated = store
+            .put_opts(&key, PutPayload::from_static(b"three"), version())
+            .await;
+        let stale = store
+            .put_opts(&key, PutPayload::from_static(b"four"), version())
+            .await;
+        let now = store.get(&key).await.unwrap().bytes().await.unwrap();
+        (first, second, updated, stale, now.to_vec())
+    });
+    let (first, second, updated, stale, now) = report;
+    assert!(first.e_tag.is_some(), "no ETag on a put: {first:?}");
+    assert!(
+        matches!(second, Err(object_store::Error::AlreadyExists { .. })),
+        "a second If-None-Match: * put: {second:?}"
+    );
+    assert!(
+        updated.is_ok(),
+        "an If-Match put with the current ETag: {updated:?}"
+    );
+    assert!(
+        matches!(stale, Err(object_store::Error::Precondition { .. })),
+        "an If-Match put with a stale ETag: {stale:?}"
+    );
+    assert_eq!(now, b"three", "what the conditional puts left");
 }

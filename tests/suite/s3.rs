@@ -8,15 +8,16 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use object_store::ObjectStoreExt;
 use object_store::path::Path as Key;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use vitals::publish::Manifest;
 
 use super::common::{catalog_variant, shipped_catalog};
 use super::remote::{
-    Done, PROCESS_LIMIT, Sample, assert_consistent, assert_matches_local, build_args, finish,
-    history, lock, manifest, run, single_number, spawn, vitals, wait_for_lock, wait_until_writing,
+    Done, PROCESS_LIMIT, Sample, assert_conditional_puts, assert_consistent, assert_matches_local,
+    build_args, finish, history, lock, manifest, run, single_number, spawn, vitals, wait_for_lock,
+    wait_until_writing,
 };
 use super::seaweed::{SECRET_KEY, Seaweed, block_on, shared};
 
@@ -83,55 +84,7 @@ fn s3_server_round_trip_and_conditional_puts() {
     assert!(denied.is_err(), "a wrong secret was accepted");
 
     // Conditional puts.
-    let store = sw.store();
-    let report = block_on(async move {
-        let key = Key::from("harness/conditional");
-        let create = || PutOptions::from(PutMode::Create);
-        let first = store
-            .put_opts(&key, PutPayload::from_static(b"one"), create())
-            .await
-            .expect("a first create");
-        let second = store
-            .put_opts(&key, PutPayload::from_static(b"two"), create())
-            .await;
-        let updated = store
-            .put_opts(
-                &key,
-                PutPayload::from_static(b"three"),
-                PutOptions::from(PutMode::Update(UpdateVersion {
-                    e_tag: first.e_tag.clone(),
-                    version: None,
-                })),
-            )
-            .await;
-        let stale = store
-            .put_opts(
-                &key,
-                PutPayload::from_static(b"four"),
-                PutOptions::from(PutMode::Update(UpdateVersion {
-                    e_tag: first.e_tag.clone(),
-                    version: None,
-                })),
-            )
-            .await;
-        let now = store.get(&key).await.unwrap().bytes().await.unwrap();
-        (first, second, updated, stale, now.to_vec())
-    });
-    let (first, second, updated, stale, now) = report;
-    assert!(first.e_tag.is_some(), "no ETag on a put: {first:?}");
-    assert!(
-        matches!(second, Err(object_store::Error::AlreadyExists { .. })),
-        "a second If-None-Match: * put: {second:?}"
-    );
-    assert!(
-        updated.is_ok(),
-        "an If-Match put with the current ETag: {updated:?}"
-    );
-    assert!(
-        matches!(stale, Err(object_store::Error::Precondition { .. })),
-        "an If-Match put with a stale ETag: {stale:?}"
-    );
-    assert_eq!(now, b"three", "what the conditional puts left");
+    assert_conditional_puts(sw.store());
 }
 
 /// A build from S3 to S3 publishes the same tables, schemas and rows as a

@@ -57,6 +57,26 @@ impl Ports {
 
 /// `weed` leaves unix sockets `/tmp/seaweedfs-<component>-<port>.sock`
 /// behind when killed: removes those of `ports`.
+/// Kills a server (SIGKILL: a crash, nothing flushed on the way out),
+/// waits until its process is gone, then ends its watchdog.
+pub fn kill_server(pid: Option<u32>, watchdog: &mut Child) {
+    if let Some(pid) = pid {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let gone = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && gone.elapsed() < Duration::from_secs(10)
+        {
+            // The watchdog reaps it within its next second.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let _ = watchdog.kill();
+    let _ = watchdog.wait();
+}
+
 fn remove_sockets(ports: &[u16]) {
     for dir in [PathBuf::from("/tmp"), std::env::temp_dir()] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -236,21 +256,7 @@ impl Seaweed {
         let Some(mut watchdog) = self.watchdog.take() else {
             return;
         };
-        if let Some(pid) = self.weed_pid() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-            let gone = Instant::now();
-            while Path::new(&format!("/proc/{pid}")).exists()
-                && gone.elapsed() < Duration::from_secs(10)
-            {
-                // The watchdog reaps it within its next second.
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = watchdog.kill();
-        let _ = watchdog.wait();
+        kill_server(self.weed_pid(), &mut watchdog);
         let _ = std::fs::remove_file(self.root.join("weed.pid"));
         remove_sockets(&self.ports.all());
     }
