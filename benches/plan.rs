@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use vitals::build::prepare;
 use vitals::execute::{SessionOptions, SourceLocations};
+use vitals::progress::Progress;
 
 const RUNS: usize = 15;
 
@@ -32,6 +33,7 @@ fn main() {
                     &[],
                     &SessionOptions::default(),
                     false,
+                    &Progress::quiet(),
                 )
                 .await
                 .expect("the shipped catalog prepares");

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
 use datafusion::arrow::array::{Array, Date32Array};
+use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 
 use crate::catalog::{self, Catalog, Diagnostic, Diagnostics, ParamValue, TableKind, sql_text};
@@ -16,7 +16,8 @@ use crate::execute::{
     self, Range, SessionOptions, SourceLocations, SourceReport, WorkDir, calendar,
 };
 use crate::plan::{BuildPlan, Skips};
-use crate::publish::manifest::{ColumnEntry, RangeEntry, SkippedEntry};
+use crate::progress::{Progress, ProgressMode};
+use crate::publish::manifest::{ColumnEntry, RangeEntry, SkippedEntry, StepEntry};
 use crate::publish::{Lock, Manifest, TableEntry, Target, write_files, write_table};
 use crate::storage::Location;
 
@@ -29,8 +30,8 @@ pub struct BuildOptions {
     pub as_of: Option<NaiveDate>,
     pub select: Vec<String>,
     pub session: SessionOptions,
-    /// Print a line per table to stderr.
-    pub progress: bool,
+    /// How steps are reported on stderr.
+    pub progress: ProgressMode,
     /// When another build holds the target: wait for it (else fail at once).
     pub wait: bool,
     /// Builds kept on the target: the published one and those before it.
@@ -49,6 +50,8 @@ pub struct Prepared {
     pub skips: Skips,
     /// How models are kept for the queries that read them.
     pub models: ModelStore,
+    /// Rows and seconds of each model computed (kept in memory or files).
+    pub model_steps: std::collections::BTreeMap<String, StepEntry>,
 }
 
 /// Where a model's result lives between its query and those that read it.
@@ -186,14 +189,14 @@ pub async fn prepare(
     select: &[String],
     session: &SessionOptions,
     cache_models: bool,
+    progress: &Progress,
 ) -> Result<(Prepared, Vec<String>)> {
     let catalog = catalog::load(catalog_path)?;
     let as_of = as_of
         .or(catalog.project.as_of)
         .unwrap_or_else(|| Utc::now().date_naive());
-    let plan_models = BuildPlan::new(&catalog, select)
-        .map_err(|e| VitalsError::Usage(e.to_string()))?
-        .models;
+    let plan = BuildPlan::new(&catalog, select).map_err(|e| VitalsError::Usage(e.to_string()))?;
+    let plan_models = plan.models;
     let ctx = execute::new_session(session)?;
     // Sources may use parameters, not yet the range (it comes from them).
     let provisional = Range::new(as_of, None, catalog.project.start_month);
@@ -218,7 +221,15 @@ pub async fn prepare(
             .collect()
     };
     let skips = Skips::new(&catalog, &absent);
-    let prepared = Prepared {
+    if cache_models {
+        let tables = plan
+            .tables
+            .iter()
+            .filter(|t| !skips.tables.contains_key(&t.name))
+            .count();
+        progress.add_steps(plan_models.len() + tables);
+    }
+    let mut prepared = Prepared {
         catalog,
         ctx,
         range,
@@ -230,6 +241,7 @@ pub async fn prepare(
             (true, None) => ModelStore::Memory,
             (true, Some(_)) => ModelStore::Files(WorkDir::new()?),
         },
+        model_steps: Default::default(),
     };
     // Plan every model, collecting every catalog error; a model that reads
     // a failed one is skipped rather than reported again.
@@ -241,8 +253,11 @@ pub async fn prepare(
             failed.push(name);
             continue;
         }
-        match register_model(&prepared, name).await {
-            Ok(()) => {}
+        match register_model(&prepared, name, progress).await {
+            Ok(Some(step)) => {
+                prepared.model_steps.insert(name.clone(), step);
+            }
+            Ok(None) => {}
             Err(VitalsError::Catalog(d)) => {
                 errors.0.extend(d.0);
                 failed.push(name);
@@ -280,7 +295,13 @@ async fn first_date(
     Ok(value)
 }
 
-async fn register_model(prepared: &Prepared, name: &str) -> Result<()> {
+/// Plans a model and registers it under its name: as a view, or computed
+/// once (the step's rows and seconds are returned).
+async fn register_model(
+    prepared: &Prepared,
+    name: &str,
+    progress: &Progress,
+) -> Result<Option<StepEntry>> {
     let model = prepared.catalog.model(name).expect("planned model");
     let sql = prepared.expand(&model.sql.text);
     let df = prepared.ctx.sql(&sql).await.map_err(|e| {
@@ -317,34 +338,49 @@ async fn register_model(prepared: &Prepared, name: &str) -> Result<()> {
         VitalsError::data(format!("model `{name}` ({})", model.sql_path.display()), e)
     };
     prepared.ctx.deregister_table(name).ok();
-    match &prepared.models {
+    let step = match &prepared.models {
+        ModelStore::Views => {
+            prepared
+                .ctx
+                .register_table(name, df.into_view())
+                .map_err(|e| fail(&e))?;
+            return Ok(None);
+        }
+        _ => progress.start("model", name),
+    };
+    let rows = match &prepared.models {
         ModelStore::Files(work) => {
             let schema = df.schema().as_arrow().clone();
             let stream = df.execute_stream().await.map_err(|e| fail(&e))?;
             let root = crate::storage::Location::local(work.path())?;
-            write_files(&root, name, &format!("model {name}"), stream).await?;
+            let (_, rows) = write_files(&root, name, &format!("model {name}"), stream).await?;
             let dir = work.path().join(name).display().to_string();
             prepared
                 .ctx
                 .register_parquet(name, &dir, ParquetReadOptions::default().schema(&schema))
                 .await
                 .map_err(|e| fail(&e))?;
+            rows
         }
-        ModelStore::Memory => {
-            let cached = df.cache().await.map_err(|e| fail(&e))?;
+        _ => {
+            // As `DataFrame::cache`, keeping the partitions to count rows.
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let partitions = df.collect_partitioned().await.map_err(|e| fail(&e))?;
+            let rows = partitions
+                .iter()
+                .flatten()
+                .map(|b| b.num_rows() as u64)
+                .sum();
+            let table = MemTable::try_new(schema, partitions).map_err(|e| fail(&e))?;
             prepared
                 .ctx
-                .register_table(name, cached.into_view())
+                .register_table(name, Arc::new(table))
                 .map_err(|e| fail(&e))?;
+            rows
         }
-        ModelStore::Views => {
-            prepared
-                .ctx
-                .register_table(name, df.into_view())
-                .map_err(|e| fail(&e))?;
-        }
-    }
-    Ok(())
+    };
+    let seconds = progress.finish(step, rows);
+    Ok(Some(StepEntry::new(rows, seconds)))
 }
 
 /// Runs a build and publishes it; returns the manifest.
@@ -372,6 +408,7 @@ async fn build_and_publish(
 ) -> Result<Manifest> {
     // What is published now: this build replaces exactly that.
     let previous = Target::published(&target.location).await?;
+    let progress = Progress::new(options.progress);
     let (prepared, _) = prepare(
         &options.catalog,
         &options.locations,
@@ -379,15 +416,14 @@ async fn build_and_publish(
         &options.select,
         &options.session,
         true,
+        &progress,
     )
     .await?;
     let catalog = &prepared.catalog;
     let plan =
         BuildPlan::new(catalog, &options.select).map_err(|e| VitalsError::Usage(e.to_string()))?;
-    if options.progress {
-        for line in prepared.skips.report(catalog) {
-            eprintln!("{line}");
-        }
+    for line in prepared.skips.report(catalog) {
+        progress.note(&line);
     }
     // Plan every table before writing anything: a catalog error must not
     // cost a half-finished build.
@@ -401,33 +437,23 @@ async fn build_and_publish(
         .await?;
 
     let mut tables = std::collections::BTreeMap::new();
-    let n = frames.len();
-    for (i, (name, df)) in frames.into_iter().enumerate() {
-        let clock = Instant::now();
-        if options.progress {
-            eprintln!("[{}/{n}] building {name}", i + 1);
-        }
+    for (name, df) in frames {
+        let step = progress.start("table", &name);
+        let df = plain_strings(df).map_err(|e| VitalsError::data(format!("table {name}"), e))?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let stream = df
             .execute_stream()
             .await
             .map_err(|e| VitalsError::data(format!("table {name}"), e))?;
         let (files, rows) = write_table(target, &name, stream).await?;
-        let seconds = clock.elapsed().as_secs_f64();
-        if options.progress {
-            eprintln!(
-                "[{}/{n}] {name}: {rows} row{} in {seconds:.2}s",
-                i + 1,
-                if rows == 1 { "" } else { "s" }
-            );
-        }
+        let seconds = progress.finish(step, rows);
         tables.insert(
             name,
             TableEntry {
                 rows,
                 schema: ColumnEntry::of(&schema),
                 files,
-                seconds: (seconds * 1000.0).round() / 1000.0,
+                seconds: StepEntry::round(seconds),
             },
         );
     }
@@ -455,6 +481,7 @@ async fn build_and_publish(
             end: prepared.range.end.to_string(),
         },
         tables,
+        models: prepared.model_steps.clone(),
         absent_sources: prepared
             .sources
             .iter()
@@ -468,6 +495,33 @@ async fn build_and_publish(
         .publish(&manifest, options.keep_builds, &previous)
         .await?;
     Ok(manifest)
+}
+
+/// The frame with its string views cast to Utf8: published files carry the
+/// string type every Parquet reader (and BI tool) knows.
+pub fn plain_strings(df: DataFrame) -> datafusion::error::Result<DataFrame> {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{Expr, cast};
+    let schema = df.schema().clone();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Utf8View)
+    {
+        return Ok(df);
+    }
+    let exprs: Vec<Expr> = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+            if field.data_type() == &DataType::Utf8View {
+                cast(column, DataType::Utf8).alias(field.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    df.select(exprs)
 }
 
 /// The manifest's record of what absent tables left out.

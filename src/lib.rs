@@ -38,6 +38,7 @@ pub mod error;
 pub mod execute;
 pub mod generate;
 pub mod plan;
+pub mod progress;
 pub mod publish;
 pub mod shipped;
 pub mod storage;

@@ -5,6 +5,7 @@ use clap::Args;
 
 use crate::build::{BuildOptions, run as run_build};
 use crate::error::Result;
+use crate::progress::ProgressMode;
 
 use super::{DataArgs, parse_bytes, parse_date, session_options};
 
@@ -28,8 +29,12 @@ pub struct BuildArgs {
     #[arg(long, value_parser = parse_bytes)]
     pub memory_limit: Option<usize>,
     /// Print no progress lines.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "progress")]
     pub quiet: bool,
+    /// On a terminal, keep a status line with the step running, its time
+    /// and how far the build is (default: a line per step, for logs).
+    #[arg(long)]
+    pub progress: bool,
     /// If another build is writing the target, wait for it to end instead
     /// of failing at once (exit code 3).
     #[arg(long)]
@@ -48,7 +53,11 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         as_of: args.as_of,
         select: args.select,
         session: session_options(args.memory_limit),
-        progress: !args.quiet,
+        progress: match (args.quiet, args.progress) {
+            (true, _) => ProgressMode::Quiet,
+            (false, true) => ProgressMode::Live,
+            (false, false) => ProgressMode::Lines,
+        },
         wait: args.wait,
         keep_builds: args.keep_builds as usize,
     };

@@ -57,7 +57,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         as_of: Some(as_of),
         select: Vec::new(),
         session: session_options(None),
-        progress: true,
+        progress: crate::progress::ProgressMode::Lines,
         wait: false,
         keep_builds: 2,
     })

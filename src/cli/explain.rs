@@ -20,6 +20,11 @@ pub struct ExplainArgs {
     /// Also print DataFusion's optimized logical plan.
     #[arg(long)]
     pub plan: bool,
+    /// Run the query on the data and print DataFusion's physical plan with
+    /// each operator's rows and time (EXPLAIN ANALYZE): where a slow table
+    /// spends its time. Models are computed inline, from the sources.
+    #[arg(long, requires = "data")]
+    pub analyze: bool,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -35,6 +40,7 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
         &[],
         &session_options(None),
         false,
+        &crate::progress::Progress::quiet(),
     )
     .await?;
     let catalog = &prepared.catalog;
@@ -118,6 +124,20 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
             .into_optimized_plan()
             .map_err(|e| VitalsError::data(format!("optimizing {name}"), e))?;
         println!("\n-- optimized logical plan\n{}", plan.display_indent());
+    }
+    if args.analyze {
+        let df = prepared
+            .ctx
+            .sql(&format!("EXPLAIN ANALYZE {sql}"))
+            .await
+            .map_err(|e| VitalsError::data(format!("planning {name}"), e))?;
+        let batches = df
+            .collect()
+            .await
+            .map_err(|e| VitalsError::data(format!("running {name}"), e))?;
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .map_err(|e| VitalsError::data(format!("printing the plan of {name}"), e))?;
+        println!("\n-- physical plan with metrics (EXPLAIN ANALYZE)\n{text}");
     }
     Ok(())
 }

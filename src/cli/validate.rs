@@ -19,6 +19,7 @@ pub async fn run(args: CatalogArgs) -> Result<()> {
         &[],
         &session_options(None),
         false,
+        &crate::progress::Progress::quiet(),
     )
     .await?;
     prepared

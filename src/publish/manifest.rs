@@ -20,6 +20,10 @@ pub struct Manifest {
     /// First and last month reported.
     pub range: RangeEntry,
     pub tables: BTreeMap<String, TableEntry>,
+    /// The intermediate models computed on the way, with their rows and
+    /// seconds: where a slow build spends its time.
+    #[serde(default)]
+    pub models: BTreeMap<String, StepEntry>,
     /// Optional source tables that were absent, by name.
     #[serde(default)]
     pub absent_sources: Vec<String>,
@@ -51,6 +55,27 @@ pub struct TableEntry {
     /// Paths relative to the target.
     pub files: Vec<String>,
     pub seconds: f64,
+}
+
+/// Rows and seconds of a step that is not published (a model).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepEntry {
+    pub rows: u64,
+    pub seconds: f64,
+}
+
+impl StepEntry {
+    pub fn new(rows: u64, seconds: f64) -> StepEntry {
+        StepEntry {
+            rows,
+            seconds: StepEntry::round(seconds),
+        }
+    }
+
+    /// Milliseconds are enough, and keep the manifest readable.
+    pub fn round(seconds: f64) -> f64 {
+        (seconds * 1000.0).round() / 1000.0
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

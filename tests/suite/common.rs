@@ -230,7 +230,7 @@ pub async fn build_selected(catalog: &Path, data: &Data, as_of: &str, select: &[
         as_of: Some(date(as_of)),
         select: select.iter().map(|s| s.to_string()).collect(),
         session: SessionOptions::default(),
-        progress: false,
+        progress: vitals::progress::ProgressMode::Quiet,
         wait: false,
         keep_builds: 2,
     })

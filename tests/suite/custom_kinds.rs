@@ -215,7 +215,7 @@ async fn score_and_cohort_mistakes_are_catalog_errors_at_their_line() {
         as_of: Some(super::common::date("2024-03-31")),
         select: Vec::new(),
         session: vitals::execute::SessionOptions::default(),
-        progress: false,
+        progress: vitals::progress::ProgressMode::Quiet,
         wait: false,
         keep_builds: 2,
     })

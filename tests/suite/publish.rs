@@ -56,7 +56,7 @@ fn options(data: &Data, target: &Path) -> BuildOptions {
         as_of: Some(date("2024-03-31")),
         select: Vec::new(),
         session: SessionOptions::default(),
-        progress: false,
+        progress: vitals::progress::ProgressMode::Quiet,
         wait: false,
         keep_builds: 2,
     }

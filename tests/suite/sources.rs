@@ -348,7 +348,7 @@ async fn an_unreadable_file_fails_the_build_naming_table_and_file() {
         as_of: Some(date("2024-01-31")),
         select: Vec::new(),
         session: Default::default(),
-        progress: false,
+        progress: vitals::progress::ProgressMode::Quiet,
         wait: false,
         keep_builds: 2,
     })
