@@ -259,8 +259,14 @@ impl Pipeline<'_> {
                 Periods::Grain(g) => (period_of(g, &t), String::new()),
                 Periods::Trailing(n, g) => (
                     "__w.period".to_string(),
+                    // An equi-join on the row's period with the (small)
+                    // pairs of base period and window: a range join of the
+                    // rows themselves was a nested loop over rows x periods.
                     format!(
-                        " JOIN {periods_rel} __w ON {row} <= __w.period AND {row} >= CAST(CAST(__w.period AS TIMESTAMP) - {} AS DATE)",
+                        " JOIN (SELECT a.period AS __row_period, b.period FROM {periods_rel} a \
+                         JOIN {periods_rel} b ON a.period <= b.period \
+                         AND a.period >= CAST(CAST(b.period AS TIMESTAMP) - {} AS DATE)) __w \
+                         ON __w.__row_period = {row}",
                         interval(g, n - 1),
                         row = period_of(g, &t),
                     ),

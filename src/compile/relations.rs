@@ -265,6 +265,7 @@ fn score_sql(s: &Score) -> String {
         .map(|f| format!(" WHERE ({})", f.text))
         .unwrap_or_default();
     let keep: String = s.keep.iter().map(|k| format!(", {}", ident(k))).collect();
+    // The population, in the periods of the range.
     let mut ctes = vec![format!(
         "__pop AS (SELECT {entity} AS __entity, {period} AS __period{keep} FROM {pop}{filter})",
         period = period_of(s.grain, &ident(&s.time)),
@@ -274,8 +275,27 @@ fn score_sql(s: &Score) -> String {
     for c in &s.components {
         groups.entry(rows_key(c)).or_default().push(c);
     }
-    let mut joins = String::new();
-    let mut raw_of: BTreeMap<&str, String> = BTreeMap::new();
+    // Each group of components is one aggregate by (entity, period). They
+    // meet the population in one UNION ALL + GROUP BY (a pivot) rather than
+    // a chain of LEFT JOINs: at 100k customers six hash joins of a million
+    // rows each took longer than all the aggregates together.
+    let mut parts = Vec::new();
+    let all_columns: Vec<String> = s
+        .keep
+        .iter()
+        .map(|k| ident(k))
+        .chain(s.components.iter().map(component_column))
+        .collect();
+    let branch = |columns: &[String], marker: &str, from: &str| -> String {
+        let cols: String = columns.iter().map(|c| format!(", {c}")).collect();
+        format!("SELECT __entity, __period, {marker} AS __member{cols} FROM {from}")
+    };
+    let keep_cols: Vec<String> = s.keep.iter().map(|k| ident(k)).collect();
+    parts.push(branch(
+        &keep_cols,
+        "1",
+        &format!("__pop p JOIN {periods} cal ON cal.period = p.__period"),
+    ));
     for (i, ((from, time, window, filter, _), comps)) in groups.iter().enumerate() {
         let (periods_of_row, on) = match window {
             Some(n) => (
@@ -297,25 +317,38 @@ fn score_sql(s: &Score) -> String {
         };
         let aggs: Vec<String> = comps
             .iter()
-            .map(|c| format!("{} AS {}", c.raw.text, ident(&c.name)))
+            .map(|c| format!("{} AS {}", c.raw.text, component_column(c)))
             .collect();
         ctes.push(format!(
             "__c{i} AS (SELECT r.{entity} AS __entity, pe.period AS __period, {} FROM {} r JOIN {periods_of_row} pe ON {on}{filter} GROUP BY 1, 2)",
             aggs.join(", "),
             ident(from)
         ));
-        joins.push_str(&format!(
-            " LEFT JOIN __c{i} ON __c{i}.__entity = p.__entity AND __c{i}.__period = p.__period"
-        ));
-        for c in comps {
-            raw_of.insert(&c.name, format!("__c{i}.{}", ident(&c.name)));
-        }
+        let names: Vec<String> = comps.iter().map(|c| component_column(c)).collect();
+        parts.push(branch(&names, "0", &format!("__c{i}")));
     }
+    // BY NAME: each branch has its own columns, the others are NULLs of
+    // the right type (a bare NULL in a branch would type the column NULL).
+    ctes.push(format!(
+        "__parts AS ({})",
+        parts.join(" UNION ALL BY NAME ")
+    ));
+    // One member per entity and period of the population; several
+    // population rows of one (a daily population scored by month) are one
+    // member, their `keep` columns the greatest value.
+    let pivot: Vec<String> = all_columns
+        .iter()
+        .map(|c| format!("max({c}) AS {c}"))
+        .collect();
+    ctes.push(format!(
+        "__members AS (SELECT __entity, __period, {} FROM __parts GROUP BY __entity, __period HAVING max(__member) = 1)",
+        pivot.join(", ")
+    ));
     let raws: Vec<String> = s
         .components
         .iter()
         .map(|c| {
-            let mut parts = vec![raw_of[c.name.as_str()].clone()];
+            let mut parts = vec![component_column(c)];
             parts.extend(c.fill.map(number));
             parts.extend(c.missing.map(number));
             let value = if parts.len() == 1 {
@@ -326,8 +359,9 @@ fn score_sql(s: &Score) -> String {
             format!("{value} AS {}", ident(&format!("{}_raw", c.name)))
         })
         .collect();
+    let keep_out: String = keep_cols.iter().map(|k| format!(", {k}")).collect();
     ctes.push(format!(
-        "__raw AS (SELECT p.*, {} FROM __pop p JOIN {periods} cal ON cal.period = p.__period{joins})",
+        "__raw AS (SELECT __entity, __period{keep_out}, {} FROM __members)",
         raws.join(", ")
     ));
     let scores: Vec<String> = s
@@ -397,11 +431,17 @@ fn score_sql(s: &Score) -> String {
         out.push(ident(&format!("{}_raw", c.name)));
         out.push(ident(&format!("{}_score", c.name)));
     }
+    // Unordered: the table that publishes it sorts once.
     format!(
-        "WITH {}\nSELECT {} FROM __total ORDER BY __period, __entity",
+        "WITH {}\nSELECT {} FROM __total",
         ctes.join(",\n"),
         out.join(", ")
     )
+}
+
+/// A component's aggregate inside the score's SQL (apart from `keep`).
+fn component_column(c: &Component) -> String {
+    ident(&format!("__comp_{}", c.name))
 }
 
 /// A number literal that is always DOUBLE.

@@ -10,6 +10,12 @@ use crate::catalog::contract::ColumnClass;
 
 use super::{ident, literal};
 
+/// The type of text inside a build (SQL's VARCHAR here): string views hash
+/// and compare short strings (ids) inline, which halves the time of the
+/// large GROUP BYs on ids. Published tables are cast back to plain Utf8
+/// (`build::plain_strings`), the string type every Parquet reader knows.
+pub const TEXT: DataType = DataType::Utf8View;
+
 /// Internal relation names of a source's stages.
 pub fn raw_name(source: &str) -> String {
     format!("__raw_{source}")
@@ -65,7 +71,7 @@ pub fn coerce(
     match class {
         ColumnClass::Text => {
             if is_string || base.is_integer() || matches!(base, DataType::Null) {
-                Ok((format!("CAST({c} AS VARCHAR)"), DataType::Utf8))
+                Ok((format!("CAST({c} AS VARCHAR)"), TEXT))
             } else {
                 Err(mismatch())
             }
@@ -127,7 +133,7 @@ fn local_timestamp(timezone: &str) -> DataType {
 /// The empty value of a contract column that the files do not have.
 pub fn missing(class: ColumnClass, timezone: &str) -> (String, DataType) {
     match class {
-        ColumnClass::Text => ("CAST(NULL AS VARCHAR)".into(), DataType::Utf8),
+        ColumnClass::Text => ("CAST(NULL AS VARCHAR)".into(), TEXT),
         ColumnClass::Number => ("CAST(NULL AS DOUBLE)".into(), DataType::Float64),
         ColumnClass::Date => ("CAST(NULL AS DATE)".into(), DataType::Date32),
         ColumnClass::Timestamp => (

@@ -254,7 +254,7 @@ async fn register_rejected_rows(ctx: &SessionContext, rejected: &[String]) -> Re
             .map(|n| TypedColumn {
                 name: n.to_string(),
                 expr: String::new(),
-                data_type: DataType::Utf8,
+                data_type: stages::TEXT,
             })
             .collect();
         return register_empty(ctx, "rejected_rows", &columns);
@@ -512,7 +512,7 @@ fn typed_columns(
                     ident(f.name())
                 },
                 data_type: if is_text {
-                    DataType::Utf8
+                    stages::TEXT
                 } else {
                     f.data_type().clone()
                 },
