@@ -1,60 +1,101 @@
 //! Planning time: catalog -> registered sources and models -> a DataFusion
-//! plan per output table, without data. Catalog growth must not make builds
-//! slow to start. Run with `cargo bench --bench plan`; prints the median of
-//! several runs (no timed assertions: machines here are shared and noisy).
+//! plan per output table, without data, so that catalog growth cannot make
+//! builds slow to start. Two catalogs: the shipped one, and the shipped one
+//! grown by 100 generated metrics in one more table (150 metrics in all).
+//! Run with `cargo bench --bench plan` (criterion; no timed assertions:
+//! machines here are shared and noisy).
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
 
+use criterion::{Criterion, criterion_group, criterion_main};
 use vitals::build::prepare;
 use vitals::execute::{SessionOptions, SourceLocations};
 use vitals::progress::Progress;
 
-const RUNS: usize = 15;
+/// Metrics added to the shipped catalog for the large case.
+const EXTRA_METRICS: usize = 100;
 
-fn main() {
-    let catalog = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("metrics.toml");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+/// Loads a catalog, registers everything and optimizes every table's plan.
+async fn plan_all(catalog: &Path) {
     let locations = SourceLocations {
         empty: true,
         ..Default::default()
     };
-    let mut times: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            runtime.block_on(async {
-                let start = Instant::now();
-                let (prepared, _) = prepare(
-                    &catalog,
-                    &locations,
-                    None,
-                    &[],
-                    &SessionOptions::default(),
-                    false,
-                    &Progress::quiet(),
-                )
-                .await
-                .expect("the shipped catalog prepares");
-                for t in &prepared.catalog.tables {
-                    let df = prepared.plan_table(&t.name).await.expect("plans");
-                    df.into_optimized_plan().expect("optimizes");
-                }
-                start.elapsed()
-            })
-        })
-        .collect();
-    times.sort();
-    println!(
-        "plan shipped catalog ({} metrics, {} tables): median {:.1} ms, min {:.1} ms over {RUNS} runs",
-        vitals::catalog::load(&catalog)
-            .map(|c| c.metrics.len())
-            .unwrap_or(0),
-        vitals::catalog::load(&catalog)
-            .map(|c| c.tables.len())
-            .unwrap_or(0),
-        times[RUNS / 2].as_secs_f64() * 1e3,
-        times[0].as_secs_f64() * 1e3
-    );
+    let (prepared, _) = prepare(
+        catalog,
+        &locations,
+        None,
+        &[],
+        &SessionOptions::default(),
+        false,
+        &Progress::quiet(),
+    )
+    .await
+    .expect("the catalog prepares");
+    for t in &prepared.catalog.tables {
+        let df = prepared.plan_table(&t.name).await.expect("plans");
+        df.into_optimized_plan().expect("optimizes");
+    }
 }
+
+/// The shipped catalog plus `EXTRA_METRICS` simple metrics (sums, counts
+/// and ratios over the MRR model) in a table by month and segment.
+fn grown_catalog(dir: &Path) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let sql = dir.join("sql");
+    std::fs::create_dir_all(&sql).expect("sql folder");
+    for entry in std::fs::read_dir(root.join("sql")).expect("shipped sql") {
+        let entry = entry.expect("sql file");
+        std::fs::copy(entry.path(), sql.join(entry.file_name())).expect("copy sql");
+    }
+    let mut toml = std::fs::read_to_string(root.join("metrics.toml")).expect("shipped catalog");
+    let mut names = Vec::new();
+    for i in 0..EXTRA_METRICS {
+        let name = format!("generated_{i:03}");
+        let expr = match i % 3 {
+            0 => format!("sum(mrr) * {}", i + 1),
+            1 => format!("count(CASE WHEN mrr > {i} THEN 1 END)"),
+            _ => format!(
+                "sum(CASE WHEN movement = 'expansion' THEN movement_mrr ELSE 0 END) / {}",
+                i + 1
+            ),
+        };
+        toml.push_str(&format!(
+            "\n[metrics.{name}]\nkind = \"simple\"\nmodel = \"customer_mrr_monthly\"\ntime = \"month\"\nexpr = \"{expr}\"\n"
+        ));
+        names.push(format!("\"{name}\""));
+    }
+    toml.push_str(&format!(
+        "\n[tables.generated_wide]\ngrain = \"month\"\ndimensions = [\"segment\"]\nmetrics = [{}]\n",
+        names.join(", ")
+    ));
+    let path = dir.join("metrics.toml");
+    std::fs::write(&path, toml).expect("grown catalog");
+    path
+}
+
+fn planning(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("metrics.toml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let grown = grown_catalog(dir.path());
+    for (label, path) in [("shipped", &shipped), ("shipped+100", &grown)] {
+        let catalog = vitals::catalog::load(path).expect("catalog loads");
+        let id = format!(
+            "plan {label} catalog ({} metrics, {} tables)",
+            catalog.metrics.len(),
+            catalog.tables.len()
+        );
+        c.bench_function(&id, |b| b.iter(|| runtime.block_on(plan_all(path))));
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = planning
+}
+criterion_main!(benches);
