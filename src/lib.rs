@@ -40,5 +40,6 @@ pub mod generate;
 pub mod plan;
 pub mod progress;
 pub mod publish;
+pub mod serve;
 pub mod shipped;
 pub mod storage;

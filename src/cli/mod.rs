@@ -9,6 +9,7 @@ mod gc;
 mod generate;
 mod list;
 mod query;
+mod serve;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Run SQL over the tables of the published build.
     Query(query::QueryArgs),
+    /// Serve the published tables to BI tools over the Postgres protocol.
+    Serve(serve::ServeArgs),
     /// Remove old builds from a target, keeping the newest ones.
     Gc(gc::GcArgs),
     /// Write deterministic sample data for all input tables.
@@ -146,6 +149,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::List(args) => list::run(args),
         Command::Explain(args) => explain::run(args).await,
         Command::Query(args) => query::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
         Command::Gc(args) => gc::run(args).await,
         Command::Generate(args) => generate::run(args),
         Command::Demo(args) => demo::run(args).await,

@@ -13,5 +13,6 @@ mod reliability;
 mod remote;
 mod s3;
 mod seaweed;
+mod serve;
 mod sources;
 mod worked_examples;
