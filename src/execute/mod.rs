@@ -7,6 +7,6 @@ pub mod sources;
 pub mod workdir;
 
 pub use calendar::Range;
-pub use session::{SessionOptions, new_session};
+pub use session::{SessionOptions, apply_env_overrides, new_session};
 pub use sources::{SourceLocations, SourceReport};
 pub use workdir::WorkDir;

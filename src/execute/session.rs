@@ -20,7 +20,7 @@ pub struct SessionOptions {
 /// `DATAFUSION_*` environment variables (as DataFusion names them, e.g.
 /// `DATAFUSION_EXECUTION_TARGET_PARTITIONS=4`) override our settings: for
 /// tuning and profiling without a rebuild.
-fn apply_env_overrides(opts: &mut ConfigOptions) -> Result<()> {
+pub fn apply_env_overrides(opts: &mut ConfigOptions) -> Result<()> {
     let keys: Vec<String> = opts.entries().into_iter().map(|e| e.key).collect();
     for key in keys {
         let var = key.to_uppercase().replace('.', "_");

@@ -234,9 +234,10 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
 /// information_schema is ours (PostgreSQL's type names), so DataFusion's
 /// own is off.
 fn session(memory_limit: usize) -> Result<SessionContext> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(false)
         .with_default_catalog_and_schema("datafusion", "public");
+    crate::execute::apply_env_overrides(config.options_mut())?;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit)))
         .with_disk_manager_builder(DiskManagerBuilder::default())

@@ -704,3 +704,25 @@ fn fifty_clients_two_hundred_queries_each() {
     assert_eq!(got["queries"], 10_000);
     eprintln!("load: {got}");
 }
+
+/// A query that needs more than `--memory-limit` fails with SQLSTATE 53200;
+/// the server and the connection go on.
+#[test]
+fn a_query_over_the_memory_limit_fails_alone() {
+    let published = published();
+    let server = Server::start(&published.target(), &["--memory-limit", "256KB"]);
+    let out = server.psql(&[
+        "-v",
+        "VERBOSITY=verbose",
+        "-c",
+        "SELECT cardinality(array_agg(a.customer_id || CAST(b.month AS TEXT))) \
+         FROM customer_health a CROSS JOIN (SELECT month FROM customer_health LIMIT 100) b",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("53200: Resources exhausted"),
+        "{}",
+        text(&out)
+    );
+    assert_reads(server.client("psql", PASSWORD));
+}
