@@ -99,14 +99,16 @@ def check():
 def stream(flag):
     """Starts a query whose result is far larger than the socket buffers,
     reads one row, says so, then waits for FLAG before reading the rest:
-    the server is blocked mid-query meanwhile."""
+    the server is blocked mid-query meanwhile. Then runs one more query on
+    the same connection."""
     with connect() as conn:
         cur = conn.cursor()
         rows = 0
         total = 0.0
         query = (
             "SELECT a.mrr_end FROM mrr_movements_monthly a "
-            "CROSS JOIN mrr_movements_monthly b CROSS JOIN mrr_movements_monthly c"
+            "CROSS JOIN mrr_movements_monthly b "
+            "CROSS JOIN (VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10)) AS c (k)"
         )
         for (mrr_end,) in cur.stream(query):
             if rows == 0:
@@ -117,7 +119,9 @@ def stream(flag):
                     time.sleep(0.05)
             rows += 1
             total += mrr_end or 0.0
-        print(json.dumps({"rows": rows, "sum": total}))
+        # The same connection's next query.
+        (after,) = conn.execute("SELECT count(*) FROM mrr_movements_monthly").fetchone()
+        print(json.dumps({"rows": rows, "sum": total, "next_query_rows": after}))
 
 
 def load(clients, queries):

@@ -645,13 +645,18 @@ fn a_new_build_is_seen_by_new_queries_only() {
     let out = long.wait_with_output().unwrap();
     let got = json(&out);
     let n: u64 = before.parse().unwrap();
-    assert_eq!(got["rows"].as_u64().unwrap(), n * n * n);
+    assert_eq!(got["rows"].as_u64().unwrap(), n * n * 10);
+    // The same client's next query reads the new build.
+    assert_eq!(
+        got["next_query_rows"].as_u64().unwrap(),
+        after.parse::<u64>().unwrap()
+    );
     let old_sum = parquet_answer_sum(&target, &old_build);
     let sum = got["sum"].as_f64().unwrap();
+    let expected = old_sum * (n * 10) as f64;
     assert!(
-        (sum - old_sum * (n * n) as f64).abs() <= 1e-6 * sum.abs().max(1.0),
-        "{sum} vs {} (old build)",
-        old_sum * (n * n) as f64
+        (sum - expected).abs() <= 1e-6 * sum.abs().max(1.0),
+        "{sum} vs {expected} (old build)"
     );
 }
 
