@@ -87,13 +87,17 @@ struct Server {
 }
 
 impl Server {
-    fn start(target: &Path, extra: &[&str]) -> Server {
+    fn start(target: impl AsRef<std::ffi::OsStr>, extra: &[&str]) -> Server {
         Server::try_start(target, extra, &[("VITALS_SERVE_PASSWORD", PASSWORD)])
             .unwrap_or_else(|log| panic!("vitals serve did not start:\n{log}"))
     }
 
     /// Starts the server on a free port; Err(log) if it exits first.
-    fn try_start(target: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Server, String> {
+    fn try_start(
+        target: impl AsRef<std::ffi::OsStr>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let mut cmd = vitals();
         cmd.args([
             "serve",
@@ -730,4 +734,34 @@ fn a_query_over_the_memory_limit_fails_alone() {
         text(&out)
     );
     assert_reads(server.client("psql", PASSWORD));
+}
+
+/// The same server over a target on S3 (SeaweedFS): the tables are read
+/// from the store, with the store's credentials from the environment.
+#[test]
+fn serves_a_build_published_to_s3() {
+    let published = published();
+    let sw = super::seaweed::shared();
+    let target = sw.url("serve/out");
+    let env = sw.env();
+    run_ok(
+        vitals()
+            .args(["build", "--quiet", "--as-of", "2025-12-31", "--data"])
+            .arg(published.data())
+            .args(["--target", &target])
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(published.dir.path()),
+    );
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.push(("VITALS_SERVE_PASSWORD", PASSWORD));
+    let server = Server::try_start(&target, &[], &vars)
+        .unwrap_or_else(|log| panic!("vitals serve on S3 did not start:\n{log}"));
+    let count = "SELECT count(*) FROM mrr_movements_monthly";
+    let out = server.psql(&["-c", count]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The same data built locally: the same rows.
+    let reference = parquet_answer(&published.target(), count);
+    let n = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(reference.contains(&format!("| {n} ")), "{n} vs {reference}");
+    assert!(!server.log().contains(super::seaweed::SECRET_KEY));
 }
