@@ -261,7 +261,7 @@ fn published_tables(target: &Path) -> Vec<String> {
 #[test]
 fn psql_lists_the_tables_and_reads_the_parquet_numbers() {
     let published = published();
-    let server = Server::start(&published.target(), &[]);
+    let server = Server::start(published.target(), &[]);
 
     let out = server.psql(&["-c", r"\dt"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -342,7 +342,7 @@ fn psql_lists_the_tables_and_reads_the_parquet_numbers() {
 #[test]
 fn psycopg_binds_parameters_gets_types_and_cannot_write() {
     let published = published();
-    let server = Server::start(&published.target(), &[]);
+    let server = Server::start(published.target(), &[]);
     let out = server.psycopg(&["check"]).output().expect("python3");
     let got = json(&out);
 
@@ -413,7 +413,7 @@ fn psycopg_binds_parameters_gets_types_and_cannot_write() {
 #[test]
 fn jdbc_prepares_streams_and_is_refused_a_drop() {
     let published = published();
-    let server = Server::start(&published.target(), &[]);
+    let server = Server::start(published.target(), &[]);
     let jar = ["/usr/share/java/postgresql.jar"]
         .into_iter()
         .map(PathBuf::from)
@@ -463,7 +463,7 @@ fn jdbc_prepares_streams_and_is_refused_a_drop() {
 #[test]
 fn a_wrong_password_or_user_is_refused() {
     let published = published();
-    let server = Server::start(&published.target(), &[]);
+    let server = Server::start(published.target(), &[]);
     let out = server
         .client("psql", "not the password")
         .args(["-X", "-c", "SELECT 1"])
@@ -498,7 +498,7 @@ fn a_wrong_password_or_user_is_refused() {
 #[test]
 fn no_password_no_server() {
     let published = published();
-    let log = Server::try_start(&published.target(), &[], &[])
+    let log = Server::try_start(published.target(), &[], &[])
         .err()
         .expect("started without a password");
     assert!(
@@ -521,7 +521,7 @@ fn no_password_no_server() {
     assert!(text(&out).contains("loopback address only"));
 
     // On loopback, an explicit choice.
-    let server = Server::try_start(&published.target(), &["--insecure-no-auth"], &[])
+    let server = Server::try_start(published.target(), &["--insecure-no-auth"], &[])
         .expect("--insecure-no-auth on loopback");
     assert_reads(server.client("psql", ""));
 }
@@ -529,7 +529,7 @@ fn no_password_no_server() {
 #[test]
 fn connections_over_the_limit_are_refused() {
     let published = published();
-    let server = Server::start(&published.target(), &["--max-connections", "2"]);
+    let server = Server::start(published.target(), &["--max-connections", "2"]);
     // Two clients hold their connections while a third tries.
     let mut holders: Vec<Child> = (0..2)
         .map(|_| {
@@ -574,7 +574,7 @@ fn tls_only_when_a_certificate_is_given() {
             .stderr(Stdio::null()),
     );
     let server = Server::start(
-        &published.target(),
+        published.target(),
         &[
             "--tls-cert",
             cert.to_str().unwrap(),
@@ -703,7 +703,7 @@ fn parquet_answer_sum(target: &Path, build_id: &str) -> f64 {
 #[test]
 fn fifty_clients_two_hundred_queries_each() {
     let published = published();
-    let server = Server::start(&published.target(), &[]);
+    let server = Server::start(published.target(), &[]);
     let out = server
         .psycopg(&["load", "50", "200"])
         .output()
@@ -719,7 +719,7 @@ fn fifty_clients_two_hundred_queries_each() {
 #[test]
 fn a_query_over_the_memory_limit_fails_alone() {
     let published = published();
-    let server = Server::start(&published.target(), &["--memory-limit", "256KB"]);
+    let server = Server::start(published.target(), &["--memory-limit", "256KB"]);
     let out = server.psql(&[
         "-v",
         "VERBOSITY=verbose",
