@@ -77,6 +77,9 @@ fn verdict(statement: &Statement) -> Verdict {
         // no plan cache to empty.
         Statement::Deallocate { .. } => Verdict::Acknowledge("DEALLOCATE"),
         Statement::Discard { .. } => Verdict::Acknowledge("DISCARD ALL"),
+        // Connection pools reset a connection before handing it on; the
+        // only settings a client can change are its own.
+        Statement::Reset(_) => Verdict::Acknowledge("RESET"),
         Statement::Set(set) => set_verdict(set),
         other => Verdict::Refuse(format!(
             "{} is refused: vitals serve is read-only (`vitals build` publishes the tables)",
@@ -256,6 +259,7 @@ mod tests {
         assert_eq!(judge("SET timezone = 'UTC'"), Verdict::Acknowledge("SET"));
         assert_eq!(judge("DISCARD ALL"), Verdict::Acknowledge("DISCARD ALL"));
         assert_eq!(judge("DEALLOCATE ALL"), Verdict::Acknowledge("DEALLOCATE"));
+        assert_eq!(judge("RESET ALL"), Verdict::Acknowledge("RESET"));
     }
 
     #[test]
