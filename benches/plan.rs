@@ -2,6 +2,15 @@
 //! plan per output table, without data, so that catalog growth cannot make
 //! builds slow to start. Two catalogs: the shipped one, and the shipped one
 //! grown by 100 generated metrics in one more table (150 metrics in all).
+//!
+//! Two measures per catalog:
+//! - `plan`: catalog -> a logical plan for every table (what `vitals
+//!   validate` does, and what a build does before its first query);
+//! - `plan+optimize`: the same plans optimized with every model inlined as
+//!   a view. A build never does this (it optimizes each model and table
+//!   over the models already computed, which are small scans), but it shows
+//!   what the optimizer costs on the catalog's deepest SQL.
+//!
 //! Run with `cargo bench --bench plan` (criterion; no timed assertions:
 //! machines here are shared and noisy).
 
@@ -15,8 +24,9 @@ use vitals::progress::Progress;
 /// Metrics added to the shipped catalog for the large case.
 const EXTRA_METRICS: usize = 100;
 
-/// Loads a catalog, registers everything and optimizes every table's plan.
-async fn plan_all(catalog: &Path) {
+/// Loads a catalog, registers everything and plans every table; with
+/// `optimize`, also runs the optimizer on each plan.
+async fn plan_all(catalog: &Path, optimize: bool) {
     let locations = SourceLocations {
         empty: true,
         ..Default::default()
@@ -34,7 +44,9 @@ async fn plan_all(catalog: &Path) {
     .expect("the catalog prepares");
     for t in &prepared.catalog.tables {
         let df = prepared.plan_table(&t.name).await.expect("plans");
-        df.into_optimized_plan().expect("optimizes");
+        if optimize {
+            df.into_optimized_plan().expect("optimizes");
+        }
     }
 }
 
@@ -84,12 +96,17 @@ fn planning(c: &mut Criterion) {
     let grown = grown_catalog(dir.path());
     for (label, path) in [("shipped", &shipped), ("shipped+100", &grown)] {
         let catalog = vitals::catalog::load(path).expect("catalog loads");
-        let id = format!(
-            "plan {label} catalog ({} metrics, {} tables)",
-            catalog.metrics.len(),
-            catalog.tables.len()
-        );
-        c.bench_function(&id, |b| b.iter(|| runtime.block_on(plan_all(path))));
+        for optimize in [false, true] {
+            let id = format!(
+                "{} {label} catalog ({} metrics, {} tables)",
+                if optimize { "plan+optimize" } else { "plan" },
+                catalog.metrics.len(),
+                catalog.tables.len()
+            );
+            c.bench_function(&id, |b| {
+                b.iter(|| runtime.block_on(plan_all(path, optimize)))
+            });
+        }
     }
 }
 
