@@ -164,12 +164,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let connections = Arc::new(ConnectionManager::new());
     let cancel = Arc::new(DefaultCancelHandler::new(Arc::clone(&connections)));
     let limit = Arc::new(Semaphore::new(options.max_connections));
-    let cert_pem = options
-        .tls
-        .as_ref()
-        .map(|t| std::fs::read(&t.cert))
-        .transpose()
-        .map_err(|e| VitalsError::Usage(format!("--tls-cert: {e}")))?;
+    let cert_pem = channel_binding(&options, secret.as_ref(), &connections);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut next_id = 0u64;
     loop {
@@ -199,8 +194,12 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
                     options.max_connections
                 ),
             ),
-            (Some(_), Some(secret)) => Startup::scram(secret, cert_pem.as_deref(), &connections)
-                .map_err(|e| VitalsError::Usage(format!("--tls-cert: {e}")))?,
+            (Some(_), Some(secret)) => {
+                match Startup::scram(secret, cert_pem.as_deref(), &connections) {
+                    Ok(startup) => startup,
+                    Err(e) => Startup::Refuse("XX000", format!("cannot set up SCRAM: {e}")),
+                }
+            }
             (Some(_), None) => Startup::Open(Arc::clone(&connections)),
         };
         let handlers = Arc::new(Connection {
@@ -227,6 +226,25 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     }
     log(format_args!("shutting down"));
     Ok(())
+}
+
+/// The certificate that SCRAM-SHA-256-PLUS binds logins to, when TLS is on
+/// and pgwire can read it; without it clients use plain SCRAM-SHA-256.
+fn channel_binding(
+    options: &ServeOptions,
+    secret: Option<&Arc<ScramSecret>>,
+    connections: &Arc<ConnectionManager>,
+) -> Option<Vec<u8>> {
+    let pem = std::fs::read(&options.tls.as_ref()?.cert).ok()?;
+    match Startup::scram(secret?, Some(&pem), connections) {
+        Ok(_) => Some(pem),
+        Err(e) => {
+            log(format_args!(
+                "warning: no SCRAM channel binding (SCRAM-SHA-256-PLUS) with this certificate: {e}"
+            ));
+            None
+        }
+    }
 }
 
 /// One session for all connections: tables resolve per query (see
