@@ -1,8 +1,8 @@
 use clap::Args;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 
 use crate::error::{Result, VitalsError};
-use crate::publish::Target;
+use crate::publish::{Target, published_tables};
 use crate::storage::{Location, StorageOptions};
 
 #[derive(Debug, Args)]
@@ -32,13 +32,8 @@ pub async fn run(args: QueryArgs) -> Result<()> {
     })?;
     let ctx = SessionContext::new();
     target.register(&ctx);
-    for (name, entry) in &manifest.tables {
-        let files: Vec<String> = entry.files.iter().map(|f| target.url(f, false)).collect();
-        let df = ctx
-            .read_parquet(files, ParquetReadOptions::default())
-            .await
-            .map_err(|e| VitalsError::data(format!("table {name}"), e))?;
-        ctx.register_table(name.as_str(), df.into_view())
+    for (name, table) in published_tables(&ctx, &target, &manifest).await? {
+        ctx.register_table(name.as_str(), table)
             .map_err(|e| VitalsError::data(format!("table {name}"), e))?;
     }
     let df = ctx

@@ -7,10 +7,12 @@
 
 pub(crate) mod lock;
 pub mod manifest;
+mod read;
 mod target;
 mod writer;
 
 pub use lock::{LOCK, Lock, LockInfo};
 pub use manifest::{Manifest, TableEntry};
+pub use read::published_tables;
 pub use target::{GcReport, HISTORY, Published, Target};
 pub use writer::{write_files, write_table};

@@ -13,17 +13,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Result, VitalsError};
-use crate::publish::{Manifest, Target};
+use crate::publish::{Manifest, Target, published_tables};
 use crate::storage::{Location, clean};
 
 /// The tables of one published build.
@@ -34,33 +30,11 @@ pub struct Build {
 }
 
 impl Build {
-    /// Opens the files that `manifest` lists (footers only: no data is read
-    /// until a query needs it).
+    /// Opens the tables of the build `manifest` describes.
     async fn open(ctx: &SessionContext, target: &Location, manifest: &Manifest) -> Result<Build> {
-        let state = ctx.state();
-        let mut tables = BTreeMap::new();
-        for (name, entry) in &manifest.tables {
-            let context = || format!("build {} table {name}", manifest.build_id);
-            let mut urls = Vec::new();
-            for file in &entry.files {
-                let url = ListingTableUrl::parse(target.url(file, false))
-                    .map_err(|e| VitalsError::data(context(), e))?;
-                urls.push(url);
-            }
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet");
-            let config = ListingTableConfig::new_with_multi_paths(urls)
-                .with_listing_options(options)
-                .infer_schema(&state)
-                .await
-                .map_err(|e| VitalsError::data(context(), clean(&e.to_string())))?;
-            let table =
-                ListingTable::try_new(config).map_err(|e| VitalsError::data(context(), e))?;
-            tables.insert(name.clone(), Arc::new(table) as Arc<dyn TableProvider>);
-        }
         Ok(Build {
             id: manifest.build_id.clone(),
-            tables,
+            tables: published_tables(ctx, target, manifest).await?,
         })
     }
 }

@@ -219,6 +219,18 @@ fn assert_reads(mut psql: Command) {
     );
 }
 
+/// A client that was refused at login, as PostgreSQL words it.
+fn assert_login_refused(out: &Output) {
+    assert!(!out.status.success());
+    assert!(
+        text(out)
+            .to_lowercase()
+            .contains("password authentication failed"),
+        "{}",
+        text(out)
+    );
+}
+
 fn build_id(target: &Path) -> String {
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(target.join("_manifest.json")).unwrap()).unwrap();
@@ -469,25 +481,13 @@ fn a_wrong_password_or_user_is_refused() {
         .args(["-X", "-c", "SELECT 1"])
         .output()
         .expect("psql");
-    assert!(!out.status.success());
-    assert!(
-        text(&out)
-            .to_lowercase()
-            .contains("password authentication failed"),
-        "{}",
-        text(&out)
-    );
+    assert_login_refused(&out);
     let out = server
         .client("psql", PASSWORD)
         .args(["-X", "-U", "someone_else", "-c", "SELECT 1"])
         .output()
         .expect("psql");
-    assert!(!out.status.success());
-    assert!(
-        text(&out)
-            .to_lowercase()
-            .contains("password authentication failed")
-    );
+    assert_login_refused(&out);
     server.wait_for_log(
         "login failed for user \"someone_else\"",
         Duration::from_secs(5),
