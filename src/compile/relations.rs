@@ -232,18 +232,13 @@ fn cohort_sql(c: &Cohort, dimensions: &[Dimension]) -> String {
     )
 }
 
-/// Components that read the same rows share one aggregate, except those
-/// with a DISTINCT aggregate: alone, DataFusion rewrites `count(DISTINCT x)`
-/// into a GROUP BY on x (bounded memory, spillable), where several distinct
-/// sets in one aggregate would each be a hash set per group in memory.
-type RowsKey = (String, String, Option<u32>, String, String);
+/// Components that read the same rows share one aggregate, DISTINCT ones
+/// included: the session's `count` counts DISTINCT text and dates with a
+/// groups accumulator (`execute::distinct_count`), so the health score's
+/// three usage components are one pass over usage, not three.
+type RowsKey = (String, String, Option<u32>, String);
 
 fn rows_key(c: &Component) -> RowsKey {
-    let alone = if c.raw.text.to_ascii_uppercase().contains("DISTINCT") {
-        c.name.clone()
-    } else {
-        String::new()
-    };
     (
         c.from.clone(),
         c.time.clone(),
@@ -252,7 +247,6 @@ fn rows_key(c: &Component) -> RowsKey {
             .as_ref()
             .map(|f| f.text.clone())
             .unwrap_or_default(),
-        alone,
     )
 }
 
@@ -296,7 +290,7 @@ fn score_sql(s: &Score) -> String {
         "1",
         &format!("__pop p JOIN {periods} cal ON cal.period = p.__period"),
     ));
-    for (i, ((from, time, window, filter, _), comps)) in groups.iter().enumerate() {
+    for (i, ((from, time, window, filter), comps)) in groups.iter().enumerate() {
         let (periods_of_row, on) = match window {
             Some(n) => (
                 ident(&window_relation(s.grain, *n)),

@@ -2,6 +2,7 @@
 //! calendar relations, and the queries of models and tables.
 
 pub mod calendar;
+pub mod distinct_count;
 pub mod session;
 pub mod sources;
 pub mod workdir;

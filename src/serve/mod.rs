@@ -261,7 +261,9 @@ fn session(memory_limit: usize) -> Result<SessionContext> {
         .with_disk_manager_builder(DiskManagerBuilder::default())
         .build_arc()
         .map_err(|e| VitalsError::data("cannot set up the query runtime", e))?;
-    Ok(SessionContext::new_with_config_rt(config, runtime))
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    crate::execute::distinct_count::register(&ctx);
+    Ok(ctx)
 }
 
 fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor> {
