@@ -3,11 +3,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use chrono::{NaiveDate, Utc};
-use datafusion::arrow::array::{Array, Date32Array};
+use datafusion::arrow::array::{Array, ArrayData, Date32Array};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use futures::StreamExt;
 
 use crate::catalog::{self, Catalog, Diagnostic, Diagnostics, ParamValue, TableKind, sql_text};
 use crate::compile::{self, ident};
@@ -59,11 +63,29 @@ pub struct Prepared {
 pub enum ModelStore {
     /// Not kept: each reader runs the model's query (validate, explain).
     Views,
-    /// Computed once into memory (fastest; outside the memory pool).
-    Memory,
-    /// Computed once into local Parquet files: with `--memory-limit`, so
-    /// that a large build stays within the limit.
-    Files(WorkDir),
+    /// Computed once: kept in memory while all the models kept there fit in
+    /// `budget` bytes (memory outside DataFusion's pool), else written to
+    /// local Parquet files, so that a large build stays bounded.
+    Cached(ModelCache),
+}
+
+#[derive(Debug)]
+pub struct ModelCache {
+    work: WorkDir,
+    budget: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl ModelCache {
+    /// A quarter of the memory pool's size: at 100k customers every model
+    /// fits (about 0.5 GB); at 1M the large ones go to files.
+    pub fn new(pool_size: usize) -> Result<ModelCache> {
+        Ok(ModelCache {
+            work: WorkDir::new()?,
+            budget: pool_size / 4,
+            used: Default::default(),
+        })
+    }
 }
 
 impl Prepared {
@@ -236,10 +258,10 @@ pub async fn prepare(
         params,
         sources,
         skips,
-        models: match (cache_models, session.memory_limit) {
-            (false, _) => ModelStore::Views,
-            (true, None) => ModelStore::Memory,
-            (true, Some(_)) => ModelStore::Files(WorkDir::new()?),
+        models: if cache_models {
+            ModelStore::Cached(ModelCache::new(session.pool_size())?)
+        } else {
+            ModelStore::Views
         },
         model_steps: Default::default(),
     };
@@ -338,7 +360,7 @@ async fn register_model(
         VitalsError::data(format!("model `{name}` ({})", model.sql_path.display()), e)
     };
     prepared.ctx.deregister_table(name).ok();
-    let step = match &prepared.models {
+    let cache = match &prepared.models {
         ModelStore::Views => {
             prepared
                 .ctx
@@ -346,41 +368,86 @@ async fn register_model(
                 .map_err(|e| fail(&e))?;
             return Ok(None);
         }
-        _ => progress.start("model", name),
+        ModelStore::Cached(cache) => cache,
     };
-    let rows = match &prepared.models {
-        ModelStore::Files(work) => {
-            let schema = df.schema().as_arrow().clone();
-            let stream = df.execute_stream().await.map_err(|e| fail(&e))?;
-            let root = crate::storage::Location::local(work.path())?;
-            let (_, rows) = write_files(&root, name, &format!("model {name}"), stream).await?;
-            let dir = work.path().join(name).display().to_string();
-            prepared
-                .ctx
-                .register_parquet(name, &dir, ParquetReadOptions::default().schema(&schema))
-                .await
-                .map_err(|e| fail(&e))?;
-            rows
+    let step = progress.start("model", name);
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let partitions = prepared.ctx.state().config().target_partitions();
+    let mut stream = df.execute_stream().await.map_err(|e| fail(&e))?;
+    // Batches are kept while the cache has room; past it, they and the
+    // rest of the stream go to files.
+    let mut batches = Vec::new();
+    let mut bytes = 0;
+    let mut buffers = std::collections::HashSet::new();
+    let mut fits = true;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| fail(&e))?;
+        bytes += new_buffer_bytes(&batch, &mut buffers);
+        batches.push(batch);
+        if cache.used.load(Ordering::Relaxed) + bytes > cache.budget {
+            fits = false;
+            break;
         }
-        _ => {
-            // As `DataFrame::cache`, keeping the partitions to count rows.
-            let schema = Arc::new(df.schema().as_arrow().clone());
-            let partitions = df.collect_partitioned().await.map_err(|e| fail(&e))?;
-            let rows = partitions
-                .iter()
-                .flatten()
-                .map(|b| b.num_rows() as u64)
-                .sum();
-            let table = MemTable::try_new(schema, partitions).map_err(|e| fail(&e))?;
-            prepared
-                .ctx
-                .register_table(name, Arc::new(table))
-                .map_err(|e| fail(&e))?;
-            rows
+    }
+    let rows = if fits {
+        cache.used.fetch_add(bytes, Ordering::Relaxed);
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        // Spread over the session's partitions, so readers scan in parallel.
+        let partitions = partitions.max(1);
+        let mut spread = vec![Vec::new(); partitions];
+        for (i, batch) in batches.into_iter().enumerate() {
+            spread[i % partitions].push(batch);
         }
+        let table = MemTable::try_new(Arc::clone(&schema), spread).map_err(|e| fail(&e))?;
+        prepared
+            .ctx
+            .register_table(name, Arc::new(table))
+            .map_err(|e| fail(&e))?;
+        rows
+    } else {
+        let kept = futures::stream::iter(batches.into_iter().map(Ok));
+        let stream = Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            kept.chain(stream),
+        ));
+        let root = crate::storage::Location::local(cache.work.path())?;
+        let (_, rows) = write_files(&root, name, &format!("model {name}"), stream).await?;
+        let dir = cache.work.path().join(name).display().to_string();
+        prepared
+            .ctx
+            .register_parquet(name, &dir, ParquetReadOptions::default().schema(&schema))
+            .await
+            .map_err(|e| fail(&e))?;
+        rows
     };
     let seconds = progress.finish(step, rows);
     Ok(Some(StepEntry::new(rows, seconds)))
+}
+
+/// The bytes of the buffers of `batch` not already in `seen`. Batches of
+/// text views share their data buffers (a Parquet page's strings serve
+/// many batches), and sliced batches share whole allocations: summing each
+/// batch's size would count them many times.
+fn new_buffer_bytes(batch: &RecordBatch, seen: &mut std::collections::HashSet<usize>) -> usize {
+    fn walk(data: &ArrayData, seen: &mut std::collections::HashSet<usize>) -> usize {
+        let own: usize = data
+            .buffers()
+            .iter()
+            .chain(data.nulls().map(|n| n.buffer()))
+            .filter(|b| seen.insert(b.data_ptr().as_ptr() as usize))
+            .map(|b| b.capacity())
+            .sum();
+        own + data
+            .child_data()
+            .iter()
+            .map(|c| walk(c, seen))
+            .sum::<usize>()
+    }
+    batch
+        .columns()
+        .iter()
+        .map(|c| walk(&c.to_data(), seen))
+        .sum()
 }
 
 /// Runs a build and publishes it; returns the manifest.
