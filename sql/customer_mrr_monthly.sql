@@ -8,26 +8,25 @@ WITH paid AS (
 first_paid AS (
     SELECT customer_id, min(month) AS first_month FROM paid GROUP BY customer_id
 ),
-months AS (
-    SELECT customer_id, month FROM paid
-    UNION
-    -- the month after a paying month: churn, or no movement
-    SELECT customer_id, CAST(month + INTERVAL '1 month' AS DATE) AS month
+-- Each paying month counts as this month's MRR of its own month and as
+-- the previous month's MRR of the month after (churn, or no movement).
+-- A (customer, month) is in `paid` at most once, so the sums below are
+-- that month's and the previous month's MRR, or 0: one aggregate instead
+-- of a UNION and two self-joins of the snapshot.
+movements AS (
+    SELECT customer_id, month, mrr, 0.0 AS prev_mrr FROM paid
+    UNION ALL
+    SELECT customer_id, CAST(month + INTERVAL '1 month' AS DATE) AS month, 0.0 AS mrr, mrr AS prev_mrr
     FROM paid
     WHERE month < ${range_end}
 ),
 flows AS (
-    SELECT k.customer_id,
-           k.month,
-           coalesce(cur.mrr, 0.0) AS mrr,
-           coalesce(prev.mrr, 0.0) AS prev_mrr,
-           f.first_month
-    FROM months k
-    JOIN first_paid f ON f.customer_id = k.customer_id
-    LEFT JOIN paid cur ON cur.customer_id = k.customer_id AND cur.month = k.month
-    LEFT JOIN paid prev
-      ON prev.customer_id = k.customer_id
-     AND prev.month = CAST(k.month - INTERVAL '1 month' AS DATE)
+    SELECT m.customer_id,
+           m.month,
+           sum(m.mrr) AS mrr,
+           sum(m.prev_mrr) AS prev_mrr
+    FROM movements m
+    GROUP BY m.customer_id, m.month
 )
 SELECT f.customer_id,
        f.month,
@@ -35,7 +34,7 @@ SELECT f.customer_id,
        f.mrr,
        f.prev_mrr,
        CASE
-           WHEN f.prev_mrr = 0 AND f.mrr > 0 AND f.month = f.first_month THEN 'new'
+           WHEN f.prev_mrr = 0 AND f.mrr > 0 AND f.month = p.first_month THEN 'new'
            WHEN f.prev_mrr = 0 AND f.mrr > 0 THEN 'reactivation'
            WHEN f.prev_mrr > 0 AND f.mrr > f.prev_mrr THEN 'expansion'
            WHEN f.prev_mrr > 0 AND f.mrr > 0 AND f.mrr < f.prev_mrr THEN 'contraction'
@@ -43,5 +42,6 @@ SELECT f.customer_id,
        END AS movement,
        f.mrr - f.prev_mrr AS movement_mrr
 FROM flows f
+JOIN first_paid p ON p.customer_id = f.customer_id
 LEFT JOIN customer_segments s ON s.customer_id = f.customer_id
 WHERE f.month >= ${range_start}
