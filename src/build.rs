@@ -77,12 +77,10 @@ pub struct ModelCache {
 }
 
 impl ModelCache {
-    /// A quarter of the memory pool's size: at 100k customers every model
-    /// fits (about 0.5 GB); at 1M the large ones go to files.
-    pub fn new(pool_size: usize) -> Result<ModelCache> {
+    pub fn new(budget: usize) -> Result<ModelCache> {
         Ok(ModelCache {
             work: WorkDir::new()?,
-            budget: pool_size / 4,
+            budget,
             used: Default::default(),
         })
     }
@@ -259,7 +257,7 @@ pub async fn prepare(
         sources,
         skips,
         models: if cache_models {
-            ModelStore::Cached(ModelCache::new(session.pool_size())?)
+            ModelStore::Cached(ModelCache::new(session.model_cache_size())?)
         } else {
             ModelStore::Views
         },

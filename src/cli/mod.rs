@@ -137,7 +137,7 @@ pub fn parse_bytes(s: &str) -> std::result::Result<usize, String> {
 pub fn session_options(memory_limit: Option<usize>) -> SessionOptions {
     SessionOptions {
         memory_limit,
-        target_partitions: None,
+        ..Default::default()
     }
 }
 

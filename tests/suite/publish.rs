@@ -38,6 +38,9 @@ async fn build_limited(
         session: SessionOptions {
             memory_limit,
             target_partitions: Some(partitions),
+            // With a limit, no model is kept in memory: they all go
+            // through local Parquet files.
+            model_cache: memory_limit.map(|_| 0),
         },
         ..options(data, target)
     })
