@@ -1,14 +1,17 @@
 //! One build, end to end: load the catalog, register the sources, compute
 //! the range, run the models in order, write every selected table, publish.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chrono::{NaiveDate, Utc};
 use datafusion::arrow::array::{Array, ArrayData, Date32Array};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 use futures::StreamExt;
@@ -83,6 +86,61 @@ impl ModelCache {
             budget,
             used: Default::default(),
         })
+    }
+
+    /// Registers the model `name` computed by `stream`: in memory if it
+    /// fits the budget left, else as local Parquet files. Returns its rows;
+    /// errors start with `what`.
+    async fn store(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        what: &str,
+        schema: SchemaRef,
+        mut stream: SendableRecordBatchStream,
+    ) -> Result<u64> {
+        let fail = |e: &dyn std::fmt::Display| VitalsError::data(what, e);
+        // Batches are kept while the cache has room; past it, they and the
+        // rest of the stream go to files.
+        let mut batches = Vec::new();
+        let mut bytes = 0;
+        let mut buffers = HashSet::new();
+        let mut fits = true;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| fail(&e))?;
+            bytes += new_buffer_bytes(&batch, &mut buffers);
+            batches.push(batch);
+            if self.used.load(Ordering::Relaxed) + bytes > self.budget {
+                fits = false;
+                break;
+            }
+        }
+        if fits {
+            self.used.fetch_add(bytes, Ordering::Relaxed);
+            let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+            // Spread over the session's partitions: readers scan in parallel.
+            let partitions = ctx.state().config().target_partitions().max(1);
+            let mut spread = vec![Vec::new(); partitions];
+            for (i, batch) in batches.into_iter().enumerate() {
+                spread[i % partitions].push(batch);
+            }
+            let table = MemTable::try_new(schema, spread).map_err(|e| fail(&e))?;
+            ctx.register_table(name, Arc::new(table))
+                .map_err(|e| fail(&e))?;
+            return Ok(rows);
+        }
+        let kept = futures::stream::iter(batches.into_iter().map(Ok));
+        let stream = Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            kept.chain(stream),
+        ));
+        let root = crate::storage::Location::local(self.work.path())?;
+        let (_, rows) = write_files(&root, name, &format!("model {name}"), stream).await?;
+        let dir = self.work.path().join(name).display().to_string();
+        ctx.register_parquet(name, &dir, ParquetReadOptions::default().schema(&schema))
+            .await
+            .map_err(|e| fail(&e))?;
+        Ok(rows)
     }
 }
 
@@ -354,9 +412,8 @@ async fn register_model(
             d.help("check the column and relation names of the query"),
         ]))
     })?;
-    let fail = |e: &dyn std::fmt::Display| {
-        VitalsError::data(format!("model `{name}` ({})", model.sql_path.display()), e)
-    };
+    let what = format!("model `{name}` ({})", model.sql_path.display());
+    let fail = |e: &dyn std::fmt::Display| VitalsError::data(&what, e);
     prepared.ctx.deregister_table(name).ok();
     let cache = match &prepared.models {
         ModelStore::Views => {
@@ -370,54 +427,10 @@ async fn register_model(
     };
     let step = progress.start("model", name);
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let partitions = prepared.ctx.state().config().target_partitions();
-    let mut stream = df.execute_stream().await.map_err(|e| fail(&e))?;
-    // Batches are kept while the cache has room; past it, they and the
-    // rest of the stream go to files.
-    let mut batches = Vec::new();
-    let mut bytes = 0;
-    let mut buffers = std::collections::HashSet::new();
-    let mut fits = true;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| fail(&e))?;
-        bytes += new_buffer_bytes(&batch, &mut buffers);
-        batches.push(batch);
-        if cache.used.load(Ordering::Relaxed) + bytes > cache.budget {
-            fits = false;
-            break;
-        }
-    }
-    let rows = if fits {
-        cache.used.fetch_add(bytes, Ordering::Relaxed);
-        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        // Spread over the session's partitions, so readers scan in parallel.
-        let partitions = partitions.max(1);
-        let mut spread = vec![Vec::new(); partitions];
-        for (i, batch) in batches.into_iter().enumerate() {
-            spread[i % partitions].push(batch);
-        }
-        let table = MemTable::try_new(Arc::clone(&schema), spread).map_err(|e| fail(&e))?;
-        prepared
-            .ctx
-            .register_table(name, Arc::new(table))
-            .map_err(|e| fail(&e))?;
-        rows
-    } else {
-        let kept = futures::stream::iter(batches.into_iter().map(Ok));
-        let stream = Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&schema),
-            kept.chain(stream),
-        ));
-        let root = crate::storage::Location::local(cache.work.path())?;
-        let (_, rows) = write_files(&root, name, &format!("model {name}"), stream).await?;
-        let dir = cache.work.path().join(name).display().to_string();
-        prepared
-            .ctx
-            .register_parquet(name, &dir, ParquetReadOptions::default().schema(&schema))
-            .await
-            .map_err(|e| fail(&e))?;
-        rows
-    };
+    let stream = df.execute_stream().await.map_err(|e| fail(&e))?;
+    let rows = cache
+        .store(&prepared.ctx, name, &what, schema, stream)
+        .await?;
     let seconds = progress.finish(step, rows);
     Ok(Some(StepEntry::new(rows, seconds)))
 }
@@ -426,8 +439,8 @@ async fn register_model(
 /// text views share their data buffers (a Parquet page's strings serve
 /// many batches), and sliced batches share whole allocations: summing each
 /// batch's size would count them many times.
-fn new_buffer_bytes(batch: &RecordBatch, seen: &mut std::collections::HashSet<usize>) -> usize {
-    fn walk(data: &ArrayData, seen: &mut std::collections::HashSet<usize>) -> usize {
+fn new_buffer_bytes(batch: &RecordBatch, seen: &mut HashSet<usize>) -> usize {
+    fn walk(data: &ArrayData, seen: &mut HashSet<usize>) -> usize {
         let own: usize = data
             .buffers()
             .iter()

@@ -11,10 +11,13 @@
 //!
 //! [`Count`] is the built-in `count` with one change: `count(DISTINCT x)`
 //! over text (Utf8, LargeUtf8, Utf8View) or dates has a groups accumulator.
-//! The distinct (group, value) pairs live in one hash table whose values
-//! are kept in one byte arena. Its partial state is the built-in's (a list
-//! of the group's distinct values), so partial and final phases, skipped
-//! partial aggregation and spilling all work as for integers.
+//! Each group's distinct values are a chain of small entries (their bytes
+//! in one arena), searched in place while the group is small; a large
+//! group moves to a hash table (see [`SMALL`]). A first version kept every
+//! (group, value) pair in one hash table: a cache miss per row, slower than
+//! the three GROUP BYs at 1M customers. Its partial state is the built-in's
+//! (a list of the group's distinct values), so partial and final phases,
+//! skipped partial aggregation and spilling all work as for integers.
 
 use std::hash::BuildHasher;
 use std::mem::size_of;
