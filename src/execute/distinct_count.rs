@@ -25,8 +25,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Date32Array, Date64Array,
-    GenericStringArray, Int64Array, LargeStringBuilder, ListArray, StringBuilder, StringViewArray,
-    StringViewBuilder,
+    GenericStringArray, Int64Array, LargeStringArray, ListArray, StringArray, StringViewArray,
 };
 use datafusion::arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::filter;
@@ -54,9 +53,13 @@ pub struct Count {
     builtin: datafusion::functions_aggregate::count::Count,
 }
 
-/// Whether our groups accumulator counts DISTINCT values of this type.
-fn ours(args: &AccumulatorArgs) -> bool {
-    args.is_distinct && args.exprs.len() == 1 && Kind::of(args.expr_fields[0].data_type()).is_some()
+/// The kind of values our groups accumulator counts for these arguments,
+/// if it counts them: one DISTINCT argument of a kind it keeps.
+fn ours(args: &AccumulatorArgs) -> Option<Kind> {
+    if !args.is_distinct || args.exprs.len() != 1 {
+        return None;
+    }
+    Kind::of(args.expr_fields[0].data_type())
 }
 
 impl AggregateUDFImpl for Count {
@@ -85,17 +88,14 @@ impl AggregateUDFImpl for Count {
     }
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        ours(&args) || self.builtin.groups_accumulator_supported(args)
+        ours(&args).is_some() || self.builtin.groups_accumulator_supported(args)
     }
 
     fn create_groups_accumulator(
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        if !ours(&args) {
-            return self.builtin.create_groups_accumulator(args);
-        }
-        match Kind::of(args.expr_fields[0].data_type()) {
+        match ours(&args) {
             Some(kind) => Ok(Box::new(DistinctCounts::new(kind))),
             None => self.builtin.create_groups_accumulator(args),
         }
@@ -170,26 +170,13 @@ impl Kind {
                 .or_else(|_| exec_err!("count(DISTINCT): a date of {} bytes", bytes.len()))
         }
         Ok(match self {
-            Kind::Text(DataType::Utf8) => {
-                let mut b = StringBuilder::new();
-                for v in values {
-                    b.append_value(text(v)?);
+            Kind::Text(data_type) => {
+                let texts = values.map(text).collect::<Result<Vec<_>>>()?;
+                match data_type {
+                    DataType::Utf8 => Arc::new(StringArray::from_iter_values(texts)),
+                    DataType::LargeUtf8 => Arc::new(LargeStringArray::from_iter_values(texts)),
+                    _ => Arc::new(StringViewArray::from_iter_values(texts)),
                 }
-                Arc::new(b.finish())
-            }
-            Kind::Text(DataType::LargeUtf8) => {
-                let mut b = LargeStringBuilder::new();
-                for v in values {
-                    b.append_value(text(v)?);
-                }
-                Arc::new(b.finish())
-            }
-            Kind::Text(_) => {
-                let mut b = StringViewBuilder::new();
-                for v in values {
-                    b.append_value(text(v)?);
-                }
-                Arc::new(b.finish())
             }
             Kind::Date32 => Arc::new(Date32Array::from(
                 values
@@ -569,7 +556,6 @@ impl GroupsAccumulator for DistinctCounts {
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use datafusion::arrow::array::StringArray;
     use datafusion::arrow::datatypes::Schema;
     use datafusion::arrow::record_batch::RecordBatch;
     use datafusion::datasource::MemTable;
