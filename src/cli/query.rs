@@ -31,7 +31,7 @@ pub async fn run(args: QueryArgs) -> Result<()> {
         ))
     })?;
     let ctx = SessionContext::new();
-    crate::execute::distinct_count::register(&ctx);
+    crate::execute::register_exceptions(&ctx);
     target.register(&ctx);
     for (name, table) in published_tables(&ctx, &target, &manifest).await? {
         ctx.register_table(name.as_str(), table)

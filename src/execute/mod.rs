@@ -5,9 +5,20 @@ pub mod calendar;
 pub mod distinct_count;
 pub mod session;
 pub mod sources;
+pub mod utc_day;
 pub mod workdir;
 
 pub use calendar::Range;
 pub use session::{SessionOptions, apply_env_overrides, new_session};
 pub use sources::{SourceLocations, SourceReport};
 pub use workdir::WorkDir;
+
+/// Registers our deliberate exceptions to "DataFusion's built-ins only" on
+/// a session: `count` with a groups accumulator for DISTINCT text and dates
+/// ([`distinct_count`]), and the day of a UTC timestamp by integer division
+/// ([`utc_day`]). Every session that runs catalog SQL (build, serve, query)
+/// gets both, so a query gives the same plan wherever it runs.
+pub fn register_exceptions(ctx: &datafusion::prelude::SessionContext) {
+    distinct_count::register(ctx);
+    utc_day::register(ctx);
+}

@@ -128,6 +128,6 @@ pub fn new_session(options: &SessionOptions) -> Result<SessionContext> {
         .build_arc()
         .map_err(|e| VitalsError::data("cannot set up the query runtime", e))?;
     let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&runtime));
-    super::distinct_count::register(&ctx);
+    super::register_exceptions(&ctx);
     Ok(ctx)
 }

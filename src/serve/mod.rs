@@ -262,7 +262,7 @@ fn session(memory_limit: usize) -> Result<SessionContext> {
         .build_arc()
         .map_err(|e| VitalsError::data("cannot set up the query runtime", e))?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
-    crate::execute::distinct_count::register(&ctx);
+    crate::execute::register_exceptions(&ctx);
     Ok(ctx)
 }
 
