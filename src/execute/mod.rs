@@ -3,6 +3,7 @@
 
 pub mod calendar;
 pub mod distinct_count;
+pub mod pool;
 pub mod session;
 pub mod sources;
 pub mod utc_day;

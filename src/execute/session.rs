@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use datafusion::config::ConfigOptions;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
-use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::TrackConsumersPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -115,11 +115,13 @@ pub fn new_session(options: &SessionOptions) -> Result<SessionContext> {
     // first operator take everything: at 1M customers, with a 2 GB greedy
     // pool, the health score's aggregate took 930 MB and another could not
     // get room for its first batch; with a 2 GB limit one sort took 1.1 GB
-    // and the next could not place a single batch. The price: a share is
-    // the pool over every spillable operator of the query, busy or not,
-    // so at 100k customers the health score's pivot spills ~370 MB.
+    // and the next could not place a single batch. DataFusion's fair pool
+    // divides by every operator of the query, busy or not, so the health
+    // score's aggregates spilled with most of the pool unused; ours shares
+    // among the operators holding memory and keeps a reserve for each of
+    // the others (`pool::ActiveFairPool`).
     let pool = TrackConsumersPool::new(
-        FairSpillPool::new(options.pool_size()),
+        super::pool::ActiveFairPool::new(options.pool_size()),
         NonZeroUsize::new(5).expect("not zero"),
     );
     let runtime = RuntimeEnvBuilder::new()
