@@ -24,7 +24,7 @@ use crate::catalog::{
 };
 use crate::plan::metric_closure_cut;
 
-use super::{ident, literal};
+use super::{ident, literal, rollup};
 
 /// The engine's relation of periods of a grain (column `period`, a DATE).
 pub fn periods_relation(grain: Grain) -> String {
@@ -255,47 +255,83 @@ impl Pipeline<'_> {
             } else {
                 format!(" WHERE {}", conditions.join(" AND "))
             };
-            let (period, join) = match periods {
-                Periods::Grain(g) => (period_of(g, &t), String::new()),
-                Periods::Trailing(n, g) => (
-                    "__w.period".to_string(),
-                    // An equi-join on the row's period with the (small)
-                    // pairs of base period and window: a range join of the
-                    // rows themselves was a nested loop over rows x periods.
-                    format!(
-                        " JOIN (SELECT a.period AS __row_period, b.period FROM {periods_rel} a \
-                         JOIN {periods_rel} b ON a.period <= b.period \
-                         AND a.period >= CAST(CAST(b.period AS TIMESTAMP) - {} AS DATE)) __w \
-                         ON __w.__row_period = {row}",
-                        interval(g, n - 1),
-                        row = period_of(g, &t),
-                    ),
-                ),
+            // A trailing window of sums, counts, minima or maxima is
+            // aggregated per base period first, and the windows combine
+            // those (see `rollup`): 12 copies of each month's few rows
+            // rather than of every row.
+            let combiners: Option<Vec<&str>> = members
+                .iter()
+                .map(|m| match &m.kind {
+                    MetricKind::Simple { expr, .. } => rollup::combiner(&expand(&expr.text)),
+                    _ => unreachable!(),
+                })
+                .collect();
+            let window = |g: Grain, n: u32, row: &str| {
+                // An equi-join on the row's period with the (small) pairs of
+                // base period and window: a range join of the rows
+                // themselves was a nested loop over rows x periods.
+                format!(
+                    " JOIN (SELECT a.period AS __row_period, b.period FROM {periods_rel} a \
+                     JOIN {periods_rel} b ON a.period <= b.period \
+                     AND a.period >= CAST(CAST(b.period AS TIMESTAMP) - {} AS DATE)) __w \
+                     ON __w.__row_period = {row}",
+                    interval(g, n - 1),
+                )
             };
             let branches: Vec<String> = self
                 .patterns()
                 .iter()
                 .map(|keep| {
-                    let cols: String = dims
-                        .iter()
-                        .zip(keep)
-                        .map(|(d, k)| if *k {
-                            format!(", {} AS {d}", Self::member(d))
-                        } else {
-                            format!(", CAST(NULL AS VARCHAR) AS {d}")
-                        })
-                        .collect();
+                    let member_cols = |value: &dyn Fn(&str) -> String| -> String {
+                        dims.iter()
+                            .zip(keep)
+                            .map(|(d, k)| {
+                                if *k {
+                                    format!(", {} AS {d}", value(d))
+                                } else {
+                                    format!(", CAST(NULL AS VARCHAR) AS {d}")
+                                }
+                            })
+                            .collect()
+                    };
                     // GROUP BY positions: the period, then the kept dimensions.
-                    let by: Vec<String> = std::iter::once(1)
+                    let by: String = std::iter::once(1)
                         .chain(keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i + 2))
                         .map(|n| n.to_string())
-                        .collect();
-                    format!(
-                        "SELECT {period} AS period{cols}, {} FROM {}{join}{where_clause} GROUP BY {}",
-                        aggs.join(", "),
-                        ident(model),
-                        by.join(", ")
-                    )
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let from = ident(model);
+                    match (periods, &combiners) {
+                        (Periods::Grain(g), _) => format!(
+                            "SELECT {} AS period{}, {} FROM {from}{where_clause} GROUP BY {by}",
+                            period_of(g, &t),
+                            member_cols(&|d: &str| Self::member(d)),
+                            aggs.join(", "),
+                        ),
+                        (Periods::Trailing(n, g), Some(combiners)) => {
+                            let combined: Vec<String> = members
+                                .iter()
+                                .zip(combiners)
+                                .map(|(m, c)| format!("{c}(__pre.{0}) AS {0}", ident(&m.name)))
+                                .collect();
+                            format!(
+                                "SELECT __w.period AS period{}, {} FROM (SELECT {} AS __row_period{}, {} \
+                                 FROM {from}{where_clause} GROUP BY {by}) __pre{} GROUP BY {by}",
+                                member_cols(&|d: &str| format!("__pre.{d}")),
+                                combined.join(", "),
+                                period_of(g, &t),
+                                member_cols(&|d: &str| Self::member(d)),
+                                aggs.join(", "),
+                                window(g, n, "__pre.__row_period"),
+                            )
+                        }
+                        (Periods::Trailing(n, g), None) => format!(
+                            "SELECT __w.period AS period{}, {} FROM {from}{}{where_clause} GROUP BY {by}",
+                            member_cols(&|d: &str| Self::member(d)),
+                            aggs.join(", "),
+                            window(g, n, &period_of(g, &t)),
+                        ),
+                    }
                 })
                 .collect();
             self.ctes.push(format!(

@@ -5,6 +5,7 @@
 
 pub mod metrics;
 pub mod relations;
+pub mod rollup;
 pub mod source;
 
 /// A SQL identifier, quoted so that any column name is safe.

@@ -28,6 +28,18 @@ model = "accounts_monthly"
 time = "month"
 expr = "count(*)"
 
+[metrics.peak_mrr]
+kind = "simple"
+model = "accounts_monthly"
+time = "month"
+expr = "max(mrr)"
+
+[metrics.distinct_accounts]
+kind = "simple"
+model = "accounts_monthly"
+time = "month"
+expr = "count(DISTINCT customer_id)"
+
 [metrics.revenue_per_account]
 kind = "ratio"
 numerator = "revenue"
@@ -79,6 +91,12 @@ weight = 3
 
 [tables.kpis]
 metrics = ["revenue", "accounts", "revenue_per_account", "revenue_k"]
+
+[tables.kpis_windows]
+grain = "month"
+time_column = "period"
+period_types = ["month", "trailing_2m"]
+metrics = ["revenue", "accounts", "peak_mrr", "distinct_accounts"]
 
 [tables.retention]
 model = "retention"
@@ -133,6 +151,28 @@ async fn a_metric_of_every_kind_in_an_analysts_catalog() {
             ["2024-01-01", "400.0", "2", "200.0", "0.4"],
             ["2024-02-01", "450.0", "3", "150.0", "0.45"],
             ["2024-03-01", "150.0", "2", "75.0", "0.15"],
+        ]
+    );
+
+    // Trailing windows of two months. Sums, counts and maxima are taken
+    // per month first and combined over the window; a DISTINCT count
+    // cannot be, and is counted over the window's rows: February's window
+    // has 5 account-months but 3 accounts.
+    let windows = built
+        .rows(
+            "SELECT period_type, period, revenue, accounts, peak_mrr, distinct_accounts \
+             FROM kpis_windows ORDER BY period_type, period",
+        )
+        .await;
+    assert_eq!(
+        windows,
+        [
+            ["month", "2024-01-01", "400.0", "2", "300.0", "2"],
+            ["month", "2024-02-01", "450.0", "3", "300.0", "3"],
+            ["month", "2024-03-01", "150.0", "2", "100.0", "2"],
+            ["trailing_2m", "2024-01-01", "400.0", "2", "300.0", "2"],
+            ["trailing_2m", "2024-02-01", "850.0", "5", "300.0", "3"],
+            ["trailing_2m", "2024-03-01", "600.0", "5", "300.0", "3"],
         ]
     );
 
