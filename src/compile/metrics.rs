@@ -159,6 +159,54 @@ impl Pipeline<'_> {
         out
     }
 
+    /// The columns of the dimensions: `value(d)` for a kept one, NULL for
+    /// one totalled over.
+    fn dimension_columns(&self, keep: &[bool], value: &dyn Fn(&str) -> String) -> String {
+        self.dims
+            .iter()
+            .zip(keep)
+            .map(|(d, k)| {
+                if *k {
+                    format!(", {} AS {d}", value(d))
+                } else {
+                    format!(", CAST(NULL AS VARCHAR) AS {d}")
+                }
+            })
+            .collect()
+    }
+
+    /// A branch of simple metrics in two steps (see `rollup`): the rows
+    /// aggregated per day and kept dimensions, then the days combined per
+    /// `period` (an expression of `__pre.__day`, after `join`).
+    #[allow(clippy::too_many_arguments)]
+    fn two_steps(
+        &self,
+        time: &str,
+        from: &str,
+        where_clause: &str,
+        by: &str,
+        keep: &[bool],
+        members: &[&Metric],
+        aggs: &[String],
+        combiners: &[&str],
+        period: &str,
+        join: &str,
+    ) -> String {
+        let combined: Vec<String> = members
+            .iter()
+            .zip(combiners)
+            .map(|(m, c)| format!("{c}(__pre.{0}) AS {0}", ident(&m.name)))
+            .collect();
+        format!(
+            "SELECT {period} AS period{}, {} FROM (SELECT CAST({time} AS DATE) AS __day{}, {} \
+             FROM {from}{where_clause} GROUP BY {by}) __pre{join} GROUP BY {by}",
+            self.dimension_columns(keep, &|d: &str| format!("__pre.{d}")),
+            combined.join(", "),
+            self.dimension_columns(keep, &|d: &str| Self::member(d)),
+            aggs.join(", "),
+        )
+    }
+
     fn run(
         &mut self,
         prefix: &str,
@@ -282,18 +330,6 @@ impl Pipeline<'_> {
                 .patterns()
                 .iter()
                 .map(|keep| {
-                    let member_cols = |value: &dyn Fn(&str) -> String| -> String {
-                        dims.iter()
-                            .zip(keep)
-                            .map(|(d, k)| {
-                                if *k {
-                                    format!(", {} AS {d}", value(d))
-                                } else {
-                                    format!(", CAST(NULL AS VARCHAR) AS {d}")
-                                }
-                            })
-                            .collect()
-                    };
                     // GROUP BY positions: the period, then the kept dimensions.
                     let by: String = std::iter::once(1)
                         .chain(keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i + 2))
@@ -302,32 +338,26 @@ impl Pipeline<'_> {
                         .join(", ");
                     let from = ident(model);
                     match (periods, &combiners) {
+                        // Two steps: per day (a few thousand rows at most),
+                        // then per period or window. Besides the window's
+                        // copies, this saves cutting every row to its
+                        // period: date_trunc goes through chrono per value.
+                        (Periods::Grain(g), Some(combiners)) if g != Grain::Day => {
+                            self.two_steps(&t, &from, &where_clause, &by, keep, members, &aggs, combiners, &period_of(g, "__pre.__day"), "")
+                        }
+                        (Periods::Trailing(n, g), Some(combiners)) => {
+                            let join = window(g, n, &period_of(g, "__pre.__day"));
+                            self.two_steps(&t, &from, &where_clause, &by, keep, members, &aggs, combiners, "__w.period", &join)
+                        }
                         (Periods::Grain(g), _) => format!(
                             "SELECT {} AS period{}, {} FROM {from}{where_clause} GROUP BY {by}",
                             period_of(g, &t),
-                            member_cols(&|d: &str| Self::member(d)),
+                            self.dimension_columns(keep, &|d: &str| Self::member(d)),
                             aggs.join(", "),
                         ),
-                        (Periods::Trailing(n, g), Some(combiners)) => {
-                            let combined: Vec<String> = members
-                                .iter()
-                                .zip(combiners)
-                                .map(|(m, c)| format!("{c}(__pre.{0}) AS {0}", ident(&m.name)))
-                                .collect();
-                            format!(
-                                "SELECT __w.period AS period{}, {} FROM (SELECT {} AS __row_period{}, {} \
-                                 FROM {from}{where_clause} GROUP BY {by}) __pre{} GROUP BY {by}",
-                                member_cols(&|d: &str| format!("__pre.{d}")),
-                                combined.join(", "),
-                                period_of(g, &t),
-                                member_cols(&|d: &str| Self::member(d)),
-                                aggs.join(", "),
-                                window(g, n, "__pre.__row_period"),
-                            )
-                        }
                         (Periods::Trailing(n, g), None) => format!(
                             "SELECT __w.period AS period{}, {} FROM {from}{}{where_clause} GROUP BY {by}",
-                            member_cols(&|d: &str| Self::member(d)),
+                            self.dimension_columns(keep, &|d: &str| Self::member(d)),
                             aggs.join(", "),
                             window(g, n, &period_of(g, &t)),
                         ),
