@@ -47,7 +47,7 @@ pub struct BuildArgs {
 
 pub async fn run(args: BuildArgs) -> Result<()> {
     let options = BuildOptions {
-        catalog: super::catalog_path(&args.catalog)?,
+        catalog: super::catalog_path_noting(&args.catalog, !args.quiet)?,
         locations: args.data.locations()?,
         target: args.target.clone(),
         as_of: args.as_of,

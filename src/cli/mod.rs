@@ -65,6 +65,12 @@ pub struct CatalogArgs {
 /// built-in catalog compiled into the binary (so that `vitals build` works
 /// from any folder).
 pub fn catalog_path(given: &Option<PathBuf>) -> Result<PathBuf> {
+    catalog_path_noting(given, true)
+}
+
+/// [`catalog_path`], saying on stderr that the built-in catalog is used
+/// only if `note` (not under `vitals build --quiet`).
+pub fn catalog_path_noting(given: &Option<PathBuf>, note: bool) -> Result<PathBuf> {
     if let Some(path) = given {
         return Ok(path.clone());
     }
@@ -74,10 +80,12 @@ pub fn catalog_path(given: &Option<PathBuf>) -> Result<PathBuf> {
     }
     let path = crate::shipped::materialize()
         .map_err(|e| VitalsError::data("writing the built-in catalog", e))?;
-    eprintln!(
-        "no metrics.toml here: using the built-in catalog ({})",
-        path.display()
-    );
+    if note {
+        eprintln!(
+            "no metrics.toml here: using the built-in catalog ({})",
+            path.display()
+        );
+    }
     Ok(path)
 }
 

@@ -709,6 +709,25 @@ fn build_without_a_catalog_here_uses_the_built_in_one() {
     );
     let manifest = std::fs::read_to_string(s.path("out/_manifest.json")).unwrap();
     assert!(manifest.contains("\"saas_kpis_monthly\""), "{manifest}");
+    // --quiet prints no progress and no note about the catalog: only the
+    // line saying what was published.
+    let quiet = s.vitals(&[
+        "build".to_string(),
+        "--quiet".to_string(),
+        "--data".to_string(),
+        s.path("data").display().to_string(),
+        "--target".to_string(),
+        s.path("out").display().to_string(),
+        "--as-of".to_string(),
+        "2024-03-31".to_string(),
+    ]);
+    assert_eq!(quiet.code, Some(0), "{}", quiet.snapshot());
+    let lines: Vec<&str> = quiet.stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("published build "),
+        "{}",
+        quiet.snapshot()
+    );
 }
 
 /// An absent optional table is one line naming it and what it skipped; the
