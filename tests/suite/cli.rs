@@ -692,15 +692,19 @@ fn demo_generates_builds_and_prints_the_latest_months() {
 fn build_without_a_catalog_here_uses_the_built_in_one() {
     let s = Sandbox::new();
     s.parquet("subscriptions", "part-0.parquet", &valid_subscriptions());
-    let run = s.vitals(&[
-        "build".to_string(),
-        "--data".to_string(),
-        s.path("data").display().to_string(),
-        "--target".to_string(),
-        s.path("out").display().to_string(),
-        "--as-of".to_string(),
-        "2024-03-31".to_string(),
-    ]);
+    let build = |extra: &[&str]| {
+        let mut args: Vec<String> = ["build", "--as-of", "2024-03-31"]
+            .iter()
+            .chain(extra)
+            .map(|a| a.to_string())
+            .collect();
+        for (flag, dir) in [("--data", "data"), ("--target", "out")] {
+            args.push(flag.to_string());
+            args.push(s.path(dir).display().to_string());
+        }
+        s.vitals(&args)
+    };
+    let run = build(&[]);
     assert_eq!(run.code, Some(0), "{}", run.snapshot());
     assert!(
         run.stderr.contains("using the built-in catalog"),
@@ -711,16 +715,7 @@ fn build_without_a_catalog_here_uses_the_built_in_one() {
     assert!(manifest.contains("\"saas_kpis_monthly\""), "{manifest}");
     // --quiet prints no progress and no note about the catalog: only the
     // line saying what was published.
-    let quiet = s.vitals(&[
-        "build".to_string(),
-        "--quiet".to_string(),
-        "--data".to_string(),
-        s.path("data").display().to_string(),
-        "--target".to_string(),
-        s.path("out").display().to_string(),
-        "--as-of".to_string(),
-        "2024-03-31".to_string(),
-    ]);
+    let quiet = build(&["--quiet"]);
     assert_eq!(quiet.code, Some(0), "{}", quiet.snapshot());
     let lines: Vec<&str> = quiet.stderr.lines().collect();
     assert!(
