@@ -4,6 +4,7 @@ use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 
@@ -33,9 +34,10 @@ pub async fn write_files(
     root: &Location,
     dir: &str,
     table: &str,
-    mut stream: SendableRecordBatchStream,
+    stream: SendableRecordBatchStream,
 ) -> Result<(Vec<String>, u64)> {
     let schema = stream.schema();
+    let mut stream = in_own_task(stream);
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(256 * 1024))
@@ -92,6 +94,26 @@ pub async fn write_files(
         }
     }
     Ok((files, rows))
+}
+
+/// Polls `stream` from a task of its own, two batches ahead. A query's
+/// last operator (often the merge of a sort) runs in the task that polls
+/// it: polled from its own task, it works on the other core while this
+/// one encodes Parquet. Dropping the result stops the task.
+fn in_own_task(mut stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
+    let mut builder = RecordBatchReceiverStream::builder(stream.schema(), 2);
+    let tx = builder.tx();
+    builder.spawn(async move {
+        while let Some(batch) = stream.next().await {
+            let failed = batch.is_err();
+            // The reader is gone (the write failed): stop.
+            if tx.send(batch).await.is_err() || failed {
+                break;
+            }
+        }
+        Ok(())
+    });
+    builder.build()
 }
 
 pub(crate) fn sync_file(path: &std::path::Path) -> std::io::Result<()> {
