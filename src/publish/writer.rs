@@ -4,7 +4,7 @@ use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::common::spawn_buffered;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 
@@ -37,7 +37,10 @@ pub async fn write_files(
     stream: SendableRecordBatchStream,
 ) -> Result<(Vec<String>, u64)> {
     let schema = stream.schema();
-    let mut stream = in_own_task(stream);
+    // A query's last operator (often the merge of a sort) runs in the task
+    // that polls it: polled from a task of its own, two batches ahead, it
+    // works on the other core while this one encodes Parquet.
+    let mut stream = spawn_buffered(stream, 2);
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(256 * 1024))
@@ -94,26 +97,6 @@ pub async fn write_files(
         }
     }
     Ok((files, rows))
-}
-
-/// Polls `stream` from a task of its own, two batches ahead. A query's
-/// last operator (often the merge of a sort) runs in the task that polls
-/// it: polled from its own task, it works on the other core while this
-/// one encodes Parquet. Dropping the result stops the task.
-fn in_own_task(mut stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
-    let mut builder = RecordBatchReceiverStream::builder(stream.schema(), 2);
-    let tx = builder.tx();
-    builder.spawn(async move {
-        while let Some(batch) = stream.next().await {
-            let failed = batch.is_err();
-            // The reader is gone (the write failed): stop.
-            if tx.send(batch).await.is_err() || failed {
-                break;
-            }
-        }
-        Ok(())
-    });
-    builder.build()
 }
 
 pub(crate) fn sync_file(path: &std::path::Path) -> std::io::Result<()> {
