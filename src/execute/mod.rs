@@ -6,6 +6,7 @@ pub mod distinct_count;
 pub mod pool;
 pub mod session;
 pub mod sources;
+pub mod spillable_joins;
 pub mod utc_day;
 pub mod workdir;
 

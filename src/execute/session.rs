@@ -5,7 +5,11 @@ use datafusion::config::ConfigOptions;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::spillable_joins::SpillableJoins;
 
 use crate::error::{Result, VitalsError};
 
@@ -78,6 +82,17 @@ pub fn apply_env_overrides(opts: &mut ConfigOptions) -> Result<()> {
     Ok(())
 }
 
+const MB: usize = 1 << 20;
+
+/// At most this many spill files are merged at once (more take several
+/// passes). DataFusion's default merges as many as it can reserve a batch
+/// for, and two partitions' merges then took all the memory between them:
+/// at 1M customers under `--memory-limit 1GB` one held 650 MB and the
+/// other could not get 10 MB. With 16, the same build succeeded, and
+/// without a limit it took as long (1M, `--select customer_health`:
+/// 44.0 and 45.6 s against 44.7 and 43.3 s).
+const SPILL_MERGE_FAN_IN: usize = 16;
+
 /// A DataFusion session set up for our workloads.
 pub fn new_session(options: &SessionOptions) -> Result<SessionContext> {
     let mut config = SessionConfig::new()
@@ -91,14 +106,6 @@ pub fn new_session(options: &SessionOptions) -> Result<SessionContext> {
     // Text is Utf8View inside a build (see `compile::source::TEXT`).
     opts.execution.parquet.schema_force_view_types = true;
     opts.sql_parser.map_string_types_to_utf8view = true;
-    if options.memory_limit.is_some() {
-        // A hash join holds its whole build side and cannot spill; under a
-        // tight limit, a large one (the health score's joins at 1M
-        // customers) starves the sorts that can. Sort-merge joins spill, at
-        // about twice the time, so they are for a limit the user chose;
-        // the default pool keeps hash joins.
-        opts.optimizer.prefer_hash_join = false;
-    }
     // A partial aggregation phase pays when it reduces rows a lot. The
     // health score's usage aggregate has one group per ~10 rows, but its
     // DISTINCT sets keep every value, so a partial phase only hashes each
@@ -109,6 +116,13 @@ pub fn new_session(options: &SessionOptions) -> Result<SessionContext> {
     opts.execution.skip_partial_aggregation_probe_rows_threshold = 20_000;
     opts.execution
         .skip_partial_aggregation_probe_ratio_threshold = 0.05;
+    if let Some(limit) = options.memory_limit {
+        // Each sort keeps this much back for merging its spill files, and
+        // a plan has dozens of sorts: DataFusion's 10 MB each left nothing
+        // for a first batch under 128 MB (the cohort model's sorts at 20k
+        // customers). A sixty-fourth of the limit, from 1 to 10 MB.
+        opts.execution.sort_spill_reservation_bytes = (limit / 64).clamp(MB, 10 * MB);
+    }
     apply_env_overrides(opts)?;
     // A fair pool: each spillable operator (sorts, aggregates) spills at
     // its share of what the unspillable ones leave. A greedy pool lets the
@@ -137,10 +151,27 @@ pub fn new_session(options: &SessionOptions) -> Result<SessionContext> {
     };
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(pool)
-        .with_disk_manager_builder(DiskManagerBuilder::default())
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_max_spill_merge_fan_in(SPILL_MERGE_FAN_IN),
+        )
         .build_arc()
         .map_err(|e| VitalsError::data("cannot set up the query runtime", e))?;
-    let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&runtime));
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(Arc::clone(&runtime))
+        .with_default_features();
+    if options.memory_limit.is_some() {
+        // A limit the user gives must hold: joins that would hash a side of
+        // any size sort-merge instead, and spill (`spillable_joins`).
+        // It must run before DataFusion adds the sorts a plan needs; were
+        // `JoinSelection` ever renamed, the joins would stay hashed.
+        let mut rules = PhysicalOptimizer::new().rules;
+        if let Some(at) = rules.iter().position(|r| r.name() == SpillableJoins::AFTER) {
+            rules.insert(at + 1, Arc::new(SpillableJoins));
+        }
+        state = state.with_physical_optimizer_rules(rules);
+    }
+    let ctx = SessionContext::new_with_state(state.build());
     super::register_exceptions(&ctx);
     Ok(ctx)
 }
