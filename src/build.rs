@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 
 use chrono::{NaiveDate, Utc};
 use datafusion::arrow::array::{Array, ArrayData, Date32Array};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Sort, cast};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
@@ -474,7 +475,31 @@ pub async fn run(options: &BuildOptions) -> Result<Manifest> {
     let lock = Lock::acquire(&target.location, &target.build_id, options.wait).await?;
     let result = build_and_publish(options, &target, &lock, started).await;
     lock.release().await;
-    result
+    result.map_err(|e| with_memory_hint(e, &options.session))
+}
+
+/// DataFusion's "Resources exhausted" names its own settings; say what to
+/// do here: the memory a step could not get is the `--memory-limit`'s.
+fn with_memory_hint(err: VitalsError, session: &execute::SessionOptions) -> VitalsError {
+    match err {
+        VitalsError::Data(message) if message.contains("Resources exhausted") => {
+            let hint = match session.memory_limit {
+                Some(limit) => format!(
+                    "this step needs more memory than `--memory-limit` ({} MB) lets it hold even \
+                     while spilling; raise the limit, or leave it out to use an eighth of the \
+                     machine's memory",
+                    limit >> 20
+                ),
+                None => format!(
+                    "this step needs more than the {} MB (an eighth of the machine's memory) \
+                     it may hold; give more with `--memory-limit`",
+                    session.pool_size() >> 20
+                ),
+            };
+            VitalsError::Data(format!("{message}\nhint: {hint}"))
+        }
+        other => other,
+    }
 }
 
 /// The build itself, under the target's lock.
@@ -577,29 +602,47 @@ async fn build_and_publish(
 
 /// The frame with its string views cast to Utf8: published files carry the
 /// string type every Parquet reader (and BI tool) knows.
+///
+/// The casts go below the query's ORDER BY. Above it, DataFusion spread the
+/// sorted stream round-robin over the partitions to cast in parallel, and
+/// the two halves came back interleaved: at 20k customers
+/// `customer_mrr_monthly` had months out of order every few 8192-row
+/// batches.
 pub fn plain_strings(df: DataFrame) -> datafusion::error::Result<DataFrame> {
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::logical_expr::{Expr, cast};
-    let schema = df.schema().clone();
-    if !schema
+    if !df
+        .schema()
         .fields()
         .iter()
         .any(|f| f.data_type() == &DataType::Utf8View)
     {
         return Ok(df);
     }
-    let exprs: Vec<Expr> = schema
+    let (state, plan) = df.into_parts();
+    Ok(DataFrame::new(state, cast_views_below_sort(plan)?))
+}
+
+fn cast_views_below_sort(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    if let LogicalPlan::Sort(sort) = plan {
+        let input = cast_views_below_sort(Arc::unwrap_or_clone(sort.input))?;
+        return Ok(LogicalPlan::Sort(Sort {
+            input: Arc::new(input),
+            ..sort
+        }));
+    }
+    // Each column keeps its qualifier, so the sort above still finds it.
+    let exprs: Vec<Expr> = plan
+        .schema()
         .iter()
         .map(|(qualifier, field)| {
             let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
             if field.data_type() == &DataType::Utf8View {
-                cast(column, DataType::Utf8).alias(field.name())
+                cast(column, DataType::Utf8).alias_qualified(qualifier.cloned(), field.name())
             } else {
                 column
             }
         })
         .collect();
-    df.select(exprs)
+    LogicalPlanBuilder::from(plan).project(exprs)?.build()
 }
 
 /// The manifest's record of what absent tables left out.
