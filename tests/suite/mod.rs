@@ -6,6 +6,7 @@ mod emulators;
 mod health;
 mod invariants;
 mod kpis;
+mod memory;
 mod optional_inputs;
 mod playbook;
 mod publish;
