@@ -18,7 +18,8 @@ pub struct SessionOptions {
     /// Bytes DataFusion may hold before spilling to disk, as given by the
     /// user (`--memory-limit`); without it, [`default_memory_limit`].
     pub memory_limit: Option<usize>,
-    /// Partitions per query (default: the number of cores).
+    /// Partitions per query (default: two per core, one under a
+    /// `memory_limit`; see [`new_session`]).
     pub target_partitions: Option<usize>,
     /// Bytes of model results a build keeps in memory (default: a quarter
     /// of the pool); the others go to local Parquet files.
@@ -97,11 +98,22 @@ const SPILL_MERGE_FAN_IN: usize = 16;
 pub fn new_session(options: &SessionOptions) -> Result<SessionContext> {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
-        .with_target_partitions(
-            options
-                .target_partitions
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        );
+        .with_target_partitions(options.target_partitions.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            // Two partitions per core: each sort and aggregate partition
+            // holds half as much, so it spills smaller runs and the pool's
+            // shares are finer. At 1M customers on 2 cores the peak RSS
+            // went from 3.3-3.5 GB to 2.9 GB at the same speed (67.4/69.6 s
+            // against 67.1/69.5 s; 100k: 0.70 against 0.71 of DuckDB).
+            // Under a limit the user gives, DataFusion's fair pool divides
+            // it by the operators, and twice as many left a 20k-customer
+            // build under 128 MB short of one batch each (0 of 5 passed).
+            if options.memory_limit.is_some() {
+                cores
+            } else {
+                2 * cores
+            }
+        }));
     let opts = config.options_mut();
     // Text is Utf8View inside a build (see `compile::source::TEXT`).
     opts.execution.parquet.schema_force_view_types = true;
