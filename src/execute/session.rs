@@ -1,7 +1,7 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use datafusion::config::ConfigOptions;
+use datafusion::config::{ConfigOptions, SpillCompression};
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -128,6 +128,11 @@ pub fn new_session(options: &SessionOptions) -> Result<SessionContext> {
     opts.execution.skip_partial_aggregation_probe_rows_threshold = 20_000;
     opts.execution
         .skip_partial_aggregation_probe_ratio_threshold = 0.05;
+    // Spill files in LZ4 frames: at 1M customers the health score spills
+    // gigabytes, and copying them into the page cache was 8 % of the CPU
+    // (perf). Full 1M builds, alternating: 64.2/63.5 s against 69.4/64.7 s
+    // uncompressed, at a peak of 3.2-3.4 GB against 2.9-3.0 GB.
+    opts.execution.spill_compression = SpillCompression::Lz4Frame;
     if let Some(limit) = options.memory_limit {
         // Each sort keeps this much back for merging its spill files, and
         // a plan has dozens of sorts: DataFusion's 10 MB each left nothing
