@@ -10,10 +10,11 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use tempfile::TempDir;
 
 use vitals::publish::Manifest;
+
+use super::common::Built;
 
 fn vitals(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vitals"))
@@ -56,15 +57,26 @@ fn build(data: &Path, target: &Path, more: &[&str]) -> Output {
     vitals(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-fn manifest(target: &Path) -> Manifest {
-    serde_json::from_slice(&std::fs::read(target.join("_manifest.json")).unwrap()).unwrap()
+/// A build that must succeed, with where it published.
+fn built(data: &Path, more: &[&str]) -> Built {
+    let target = tempfile::tempdir().unwrap();
+    let out = build(data, target.path(), more);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(target.path().join("_manifest.json")).unwrap())
+            .unwrap();
+    Built { target, manifest }
 }
 
 /// A published table, read with its files in the manifest's order.
-fn in_file_order(target: &Path, manifest: &Manifest, table: &str) -> RecordBatch {
+fn in_file_order(built: &Built, table: &str) -> RecordBatch {
     let mut batches = Vec::new();
-    for f in &manifest.tables[table].files {
-        let file = std::fs::File::open(target.join(f)).unwrap();
+    for f in &built.manifest.tables[table].files {
+        let file = std::fs::File::open(built.target.path().join(f)).unwrap();
         for batch in ParquetRecordBatchReaderBuilder::try_new(file)
             .unwrap()
             .build()
@@ -79,17 +91,8 @@ fn in_file_order(target: &Path, manifest: &Manifest, table: &str) -> RecordBatch
 /// A published table sorted on every column, text and dates before
 /// numbers: two builds that differ only in the last bits of a sum still
 /// line up row by row.
-async fn canonical(target: &Path, manifest: &Manifest, table: &str) -> RecordBatch {
-    let ctx = SessionContext::new();
-    let files: Vec<String> = manifest.tables[table]
-        .files
-        .iter()
-        .map(|f| target.join(f).display().to_string())
-        .collect();
-    let df = ctx
-        .read_parquet(files, ParquetReadOptions::default())
-        .await
-        .unwrap();
+async fn canonical(built: &Built, table: &str) -> RecordBatch {
+    let df = built.session().await.table(table).await.unwrap();
     let (exact, floats): (Vec<_>, Vec<_>) = df
         .schema()
         .fields()
@@ -147,24 +150,12 @@ fn in_month_customer_order(table: &str, batch: &RecordBatch) {
 #[tokio::test]
 async fn under_a_tight_memory_limit_a_build_spills_and_publishes_the_same_tables() {
     let data = generated();
-    let free = tempfile::tempdir().unwrap();
-    let limited = tempfile::tempdir().unwrap();
-    let out = build(data.path(), free.path(), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let free = built(data.path(), &[]);
     // Before joins were chosen by size under a limit, and before sorts
     // reserved less for merging, this failed ("Not enough memory to
     // continue external sort") in every one of three runs.
-    let out = build(data.path(), limited.path(), &["--memory-limit", "128MB"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (a, b) = (manifest(free.path()), manifest(limited.path()));
+    let limited = built(data.path(), &["--memory-limit", "128MB"]);
+    let (a, b) = (&free.manifest, &limited.manifest);
     assert_eq!(
         a.tables.keys().collect::<Vec<_>>(),
         b.tables.keys().collect::<Vec<_>>()
@@ -173,8 +164,8 @@ async fn under_a_tight_memory_limit_a_build_spills_and_publishes_the_same_tables
         assert_eq!(entry.rows, b.tables[name].rows, "{name}: rows");
         assert_eq!(entry.schema, b.tables[name].schema, "{name}: schema");
         let (x, y) = (
-            canonical(free.path(), &a, name).await,
-            canonical(limited.path(), &b, name).await,
+            canonical(&free, name).await,
+            canonical(&limited, name).await,
         );
         for (i, field) in x.schema().fields().iter().enumerate() {
             same_values(name, field.name(), x.column(i), y.column(i));
@@ -184,8 +175,8 @@ async fn under_a_tight_memory_limit_a_build_spills_and_publishes_the_same_tables
     // is published in its order, with or without the limit.
     for table in ["customer_mrr_monthly", "customer_health"] {
         assert!(a.tables[table].rows > 200_000, "{table} is large enough");
-        in_month_customer_order(table, &in_file_order(free.path(), &a, table));
-        in_month_customer_order(table, &in_file_order(limited.path(), &b, table));
+        in_month_customer_order(table, &in_file_order(&free, table));
+        in_month_customer_order(table, &in_file_order(&limited, table));
     }
 }
 
