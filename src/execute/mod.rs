@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod distinct_count;
 pub mod pool;
 pub mod session;
+pub mod single_phase_aggregates;
 pub mod sources;
 pub mod spillable_joins;
 pub mod utc_day;

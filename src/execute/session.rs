@@ -6,9 +6,11 @@ use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use super::single_phase_aggregates::SinglePhaseAggregates;
 use super::spillable_joins::SpillableJoins;
 
 use crate::error::{Result, VitalsError};
@@ -177,17 +179,27 @@ pub fn new_session(options: &SessionOptions) -> Result<SessionContext> {
         .with_config(config)
         .with_runtime_env(Arc::clone(&runtime))
         .with_default_features();
+    // Our physical optimizer rules, each after the DataFusion rule whose
+    // work it builds on (were that rule ever renamed, ours would not run,
+    // and the plans would be DataFusion's own).
+    let mut rules = PhysicalOptimizer::new().rules;
+    let mut insert_after = |after: &str, rule: Arc<dyn PhysicalOptimizerRule + Send + Sync>| {
+        if let Some(at) = rules.iter().position(|r| r.name() == after) {
+            rules.insert(at + 1, rule);
+        }
+    };
+    // Aggregates that keep their values skip the partial phase.
+    insert_after(
+        SinglePhaseAggregates::AFTER,
+        Arc::new(SinglePhaseAggregates),
+    );
     if options.memory_limit.is_some() {
         // A limit the user gives must hold: joins that would hash a side of
         // any size sort-merge instead, and spill (`spillable_joins`).
-        // It must run before DataFusion adds the sorts a plan needs; were
-        // `JoinSelection` ever renamed, the joins would stay hashed.
-        let mut rules = PhysicalOptimizer::new().rules;
-        if let Some(at) = rules.iter().position(|r| r.name() == SpillableJoins::AFTER) {
-            rules.insert(at + 1, Arc::new(SpillableJoins));
-        }
-        state = state.with_physical_optimizer_rules(rules);
+        // It must run before DataFusion adds the sorts a plan needs.
+        insert_after(SpillableJoins::AFTER, Arc::new(SpillableJoins));
     }
+    state = state.with_physical_optimizer_rules(rules);
     let ctx = SessionContext::new_with_state(state.build());
     super::register_exceptions(&ctx);
     Ok(ctx)
