@@ -1,6 +1,12 @@
 //! Running on DataFusion: the session, the sources registered as views, the
 //! calendar relations, and the queries of models and tables.
 
+use std::sync::Arc;
+
+use datafusion::common::Result;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::physical_plan::ExecutionPlan;
+
 pub mod calendar;
 pub mod distinct_count;
 pub mod pool;
@@ -24,4 +30,17 @@ pub use workdir::WorkDir;
 pub fn register_exceptions(ctx: &datafusion::prelude::SessionContext) {
     distinct_count::register(ctx);
     utc_day::register(ctx);
+}
+
+/// What our physical optimizer rules share: `plan` with each node, from the
+/// leaves up, replaced by what `rewrite` returns for it (`None` keeps it).
+fn replace_nodes(
+    plan: Arc<dyn ExecutionPlan>,
+    rewrite: impl Fn(&Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| match rewrite(&node)? {
+        Some(replacement) => Ok(Transformed::yes(replacement)),
+        None => Ok(Transformed::no(node)),
+    })
+    .data()
 }

@@ -23,7 +23,6 @@
 use std::sync::Arc;
 
 use datafusion::common::Result;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -47,11 +46,7 @@ impl PhysicalOptimizerRule for SinglePhaseAggregates {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| match single_phase(&node)? {
-            Some(replacement) => Ok(Transformed::yes(replacement)),
-            None => Ok(Transformed::no(node)),
-        })
-        .data()
+        super::replace_nodes(plan, single_phase)
     }
 
     fn name(&self) -> &str {

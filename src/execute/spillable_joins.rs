@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::compute::SortOptions;
 use datafusion::common::Result;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -46,16 +45,10 @@ impl PhysicalOptimizerRule for SpillableJoins {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(join) = node.downcast_ref::<HashJoinExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            match as_sort_merge(join)? {
-                Some(replacement) => Ok(Transformed::yes(replacement)),
-                None => Ok(Transformed::no(node)),
-            }
+        super::replace_nodes(plan, |node| match node.downcast_ref::<HashJoinExec>() {
+            Some(join) => as_sort_merge(join),
+            None => Ok(None),
         })
-        .data()
     }
 
     fn name(&self) -> &str {
@@ -110,7 +103,7 @@ mod tests {
     use datafusion::physical_plan::displayable;
     use datafusion::prelude::SessionContext;
 
-    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 
     use super::*;
     use crate::execute::{SessionOptions, new_session};

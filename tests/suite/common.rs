@@ -2,6 +2,7 @@
 //! and reading published tables back through the manifest.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -15,6 +16,33 @@ use tempfile::TempDir;
 use vitals::build::{BuildOptions, run};
 use vitals::execute::{SessionOptions, SourceLocations};
 use vitals::publish::Manifest;
+
+/// Generated sample data in a folder of its own.
+pub struct Sample {
+    dir: TempDir,
+}
+
+impl Sample {
+    /// `vitals generate --customers N`
+    pub fn new(customers: usize) -> Sample {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
+            .args(["generate", "--customers", &customers.to_string(), "--out"])
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("run vitals generate");
+        assert!(
+            out.status.success(),
+            "vitals generate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Sample { dir }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -10,11 +10,10 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use tempfile::TempDir;
 
 use vitals::publish::Manifest;
 
-use super::common::Built;
+use super::common::{Built, Sample};
 
 fn vitals(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vitals"))
@@ -25,22 +24,7 @@ fn vitals(args: &[&str]) -> Output {
 
 /// 20k generated customers: about 2M usage rows, and tables of over 200k
 /// rows, so that a 128 MB limit makes sorts and aggregates spill.
-fn generated() -> TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let out = vitals(&[
-        "generate",
-        "--customers",
-        "20000",
-        "--out",
-        &dir.path().display().to_string(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
-}
+const CUSTOMERS: usize = 20_000;
 
 fn build(data: &Path, target: &Path, more: &[&str]) -> Output {
     let mut args = vec![
@@ -149,12 +133,12 @@ fn in_month_customer_order(table: &str, batch: &RecordBatch) {
 
 #[tokio::test]
 async fn under_a_tight_memory_limit_a_build_spills_and_publishes_the_same_tables() {
-    let data = generated();
-    let free = built(data.path(), &[]);
+    let sample = Sample::new(CUSTOMERS);
+    let free = built(&sample.data(), &[]);
     // Before joins were chosen by size under a limit, and before sorts
     // reserved less for merging, this failed ("Not enough memory to
     // continue external sort") in every one of three runs.
-    let limited = built(data.path(), &["--memory-limit", "128MB"]);
+    let limited = built(&sample.data(), &["--memory-limit", "128MB"]);
     let (a, b) = (&free.manifest, &limited.manifest);
     assert_eq!(
         a.tables.keys().collect::<Vec<_>>(),
@@ -182,9 +166,9 @@ async fn under_a_tight_memory_limit_a_build_spills_and_publishes_the_same_tables
 
 #[tokio::test]
 async fn a_limit_too_small_for_a_step_fails_with_a_hint_and_publishes_nothing() {
-    let data = generated();
+    let sample = Sample::new(CUSTOMERS);
     let target = tempfile::tempdir().unwrap();
-    let out = build(data.path(), target.path(), &["--memory-limit", "16MB"]);
+    let out = build(&sample.data(), target.path(), &["--memory-limit", "16MB"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Resources exhausted"), "{stderr}");

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 
 use vitals::publish::{LockInfo, Manifest};
 
+pub use super::common::Sample;
 use super::common::close;
 use super::seaweed::{Seaweed, block_on};
 
@@ -108,32 +109,7 @@ impl Remote for Seaweed {
     }
 }
 
-/// Generated sample data in a folder of its own.
-pub struct Sample {
-    dir: tempfile::TempDir,
-}
-
 impl Sample {
-    /// `vitals generate --customers N`
-    pub fn new(customers: usize) -> Sample {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
-            .args(["generate", "--customers", &customers.to_string(), "--out"])
-            .arg(dir.path().join("data"))
-            .output()
-            .expect("run vitals generate");
-        assert!(
-            out.status.success(),
-            "vitals generate: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Sample { dir }
-    }
-
-    pub fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
     /// Uploads the data under `prefix/` and returns its URL.
     pub fn upload(&self, remote: &impl Remote, prefix: &str) -> String {
         remote.upload_dir(&self.data(), prefix);
