@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use criterion::{Criterion, criterion_group, criterion_main};
 use vitals::build::prepare;
 use vitals::execute::{SessionOptions, SourceLocations};
-use vitals::progress::Progress;
 
 /// Metrics added to the shipped catalog for the large case.
 const EXTRA_METRICS: usize = 100;
@@ -38,7 +37,6 @@ async fn plan_all(catalog: &Path, optimize: bool) {
         &[],
         &SessionOptions::default(),
         false,
-        &Progress::quiet(),
     )
     .await
     .expect("the catalog prepares");

@@ -40,7 +40,6 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
         &[],
         &session_options(None),
         false,
-        &crate::progress::Progress::quiet(),
     )
     .await?;
     let catalog = &prepared.catalog;

@@ -19,7 +19,6 @@ pub async fn run(args: CatalogArgs) -> Result<()> {
         &[],
         &session_options(None),
         false,
-        &crate::progress::Progress::quiet(),
     )
     .await?;
     prepared

@@ -9,6 +9,8 @@ use datafusion::physical_plan::ExecutionPlan;
 
 pub mod calendar;
 pub mod distinct_count;
+pub mod late_bound;
+pub mod pending;
 pub mod pool;
 pub mod session;
 pub mod single_phase_aggregates;

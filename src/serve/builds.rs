@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Result, VitalsError};
+use crate::execute::late_bound::{Binding, LateBound};
 use crate::publish::{Manifest, Target, published_tables};
 use crate::storage::{Location, clean};
 
@@ -142,11 +141,11 @@ impl SchemaProvider for PublishedSchema {
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let build = self.builds.seen();
         Ok(build.tables.get(name).map(|table| {
-            Arc::new(PublishedTable {
+            Arc::new(LateBound(PublishedTable {
                 name: name.to_string(),
                 schema: table.schema(),
                 builds: Arc::clone(&self.builds),
-            }) as Arc<dyn TableProvider>
+            })) as Arc<dyn TableProvider>
         }))
     }
 
@@ -183,7 +182,11 @@ struct PublishedTable {
     builds: Arc<Builds>,
 }
 
-impl PublishedTable {
+impl Binding for PublishedTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
     fn resolve(&self) -> DfResult<Arc<dyn TableProvider>> {
         let build = self.builds.seen();
         let table = build.tables.get(&self.name).ok_or_else(|| {
@@ -199,35 +202,5 @@ impl PublishedTable {
             )));
         }
         Ok(Arc::clone(table))
-    }
-}
-
-#[async_trait]
-impl TableProvider for PublishedTable {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        self.resolve()?.supports_filters_pushdown(filters)
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.resolve()?
-            .scan(state, projection, filters, limit)
-            .await
     }
 }

@@ -186,6 +186,29 @@ async fn the_same_inputs_give_the_same_tables_whatever_the_partitions() {
     }
 }
 
+/// A table that publishes a model as it is is written by the model's own
+/// step, once: the manifest gives the model and the table that step's rows
+/// and seconds. (That the model's readers then read the same rows, from
+/// memory or from the table's files, is the test above.)
+#[tokio::test]
+async fn a_model_published_as_it_is_is_computed_by_its_table_step() {
+    let data = sample();
+    let target = tempfile::tempdir().unwrap();
+    let m = build_into(&data, target.path(), 2).await.unwrap();
+    for name in ["customer_mrr_monthly", "cohort_retention"] {
+        let (model, table) = (&m.models[name], &m.tables[name]);
+        assert!(table.rows > 0, "{name}");
+        assert_eq!(
+            (model.rows, model.seconds),
+            (table.rows, table.seconds),
+            "{name}"
+        );
+    }
+    // A model no table publishes keeps a step of its own.
+    assert!(m.models.contains_key("customer_mrr_snapshot"));
+    assert!(!m.tables.contains_key("customer_mrr_snapshot"));
+}
+
 #[tokio::test]
 async fn a_selective_build_keeps_the_other_tables_published() {
     let data = sample();
