@@ -730,7 +730,10 @@ fn models_published_as_is(
         return out;
     }
     for table in frames.keys() {
-        if let Some(TableKind::Model { model, .. }) = catalog.table(table).map(|t| &t.kind) {
+        // `rejected_rows` publishes a relation of the sources, not a model.
+        if let Some(TableKind::Model { model, .. }) = catalog.table(table).map(|t| &t.kind)
+            && catalog.model(model).is_some()
+        {
             out.entry(model.clone()).or_insert_with(|| table.clone());
         }
     }

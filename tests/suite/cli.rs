@@ -508,6 +508,39 @@ fn build_minimal_catalog() {
     insta::assert_snapshot!(run.snapshot());
 }
 
+/// The progress lines count every step once: a model that a table
+/// publishes as it is shares that table's step, and the last step is
+/// `[n/n]`.
+#[test]
+fn build_progress_counts_each_step_once() {
+    let s = Sandbox::new().shipped();
+    s.parquet("subscriptions", "part-0.parquet", &valid_subscriptions());
+    let run = s.build(&["--as-of", "2024-03-31"]);
+    assert_eq!(run.code, Some(0), "{}", run.snapshot());
+    let counts: Vec<(usize, usize)> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('[') && !l.contains("] building "))
+        .filter_map(|l| {
+            let (k, n) = l.strip_prefix('[')?.split_once(']')?.0.split_once('/')?;
+            Some((k.parse().ok()?, n.parse().ok()?))
+        })
+        .collect();
+    let total = counts.last().expect("finished steps").1;
+    assert_eq!(
+        counts,
+        (1..=total).map(|k| (k, total)).collect::<Vec<_>>(),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("table customer_mrr_monthly: ")
+            && !run.stderr.contains("model customer_mrr_monthly: "),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A subscriptions file without `start_date`: exit 1, and the message
 /// names the table, the file and the column. Nothing is published.
 #[test]
