@@ -2,9 +2,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::build::prepare;
-use crate::catalog::Grain;
+use crate::build::{Prepared, prepare};
 use crate::catalog::diagnostic::suggestion;
+use crate::catalog::{Grain, TableKind};
 use crate::compile::metrics::{Grid, grid_sql};
 use crate::error::{Result, VitalsError};
 
@@ -44,7 +44,15 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
     .await?;
     let catalog = &prepared.catalog;
     let name = args.name.as_str();
-    let sql = if catalog.table(name).is_some() {
+    let sql = if let Some(table) = catalog.table(name) {
+        // A table that publishes a model as it is: its own SQL only reads
+        // the model, so show the model's first (a score or cohort's is
+        // written by vitals, and this is where an analyst looks for it).
+        if let TableKind::Model { model, .. } = &table.kind
+            && catalog.model(model).is_some()
+        {
+            println!("{}\n", model_sql(&prepared, model));
+        }
         println!("-- table {name}");
         prepared.table_sql(name)
     } else if let Some(metric) = catalog.metric(name).filter(|m| !m.is_relation()) {
@@ -86,18 +94,11 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
             println!("-- {d}");
         }
         grid_sql(catalog, &grid, &|s| prepared.expand(s))
-    } else if let Some(model) = catalog.model(name) {
-        match &model.metric {
-            Some(m) => println!(
-                "-- {} metric {m} (SQL written by vitals)",
-                catalog.metric(m).map_or("", |m| m.kind_name())
-            ),
-            None => println!(
-                "-- model {name} ({})",
-                catalog.relative(&model.sql_path).display()
-            ),
-        }
-        prepared.expand(&model.sql.text)
+    } else if catalog.model(name).is_some() {
+        let text = model_sql(&prepared, name);
+        let (header, sql) = text.split_once('\n').expect("a header line");
+        println!("{header}");
+        sql.to_string()
     } else {
         let names = catalog
             .tables
@@ -139,4 +140,21 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
         println!("\n-- physical plan with metrics (EXPLAIN ANALYZE)\n{text}");
     }
     Ok(())
+}
+
+/// A model's SQL, after a comment line that says where it comes from.
+fn model_sql(prepared: &Prepared, name: &str) -> String {
+    let catalog = &prepared.catalog;
+    let model = catalog.model(name).expect("a model of the catalog");
+    let header = match &model.metric {
+        Some(m) => format!(
+            "-- {} metric {m} (SQL written by vitals)",
+            catalog.metric(m).map_or("", |m| m.kind_name())
+        ),
+        None => format!(
+            "-- model {name} ({})",
+            catalog.relative(&model.sql_path).display()
+        ),
+    };
+    format!("{header}\n{}", prepared.expand(&model.sql.text))
 }

@@ -661,6 +661,29 @@ fn explain_pins_the_sql_of_a_metric() {
     insta::assert_snapshot!(run.snapshot());
 }
 
+/// A table that publishes a model as it is shows the model's SQL too: the
+/// health score's, written by vitals, is what an analyst comes to see.
+#[test]
+fn explain_of_a_table_publishing_a_model_shows_the_model() {
+    let s = Sandbox::new().shipped();
+    let run = s.vitals(&[
+        "explain".to_string(),
+        "customer_health".to_string(),
+        "--catalog".to_string(),
+        s.catalog(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.snapshot());
+    let score = run
+        .stdout
+        .find("-- score metric customer_health (SQL written by vitals)\nWITH __pop AS")
+        .expect("the score's SQL");
+    let table = run
+        .stdout
+        .find("-- table customer_health\nSELECT * FROM \"customer_health\" ORDER BY")
+        .expect("the table's SQL");
+    assert!(score < table, "{}", run.stdout);
+}
+
 /// A broken model is reported once, with its dependents skipped, together
 /// with the errors of the metric tables.
 #[test]
