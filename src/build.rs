@@ -773,10 +773,9 @@ async fn publish_model(
     });
     let stream = Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&plain), written));
     let (files, rows) = write_table(target, table, stream).await?;
-    let kept = Arc::into_inner(kept)
-        .expect("the stream is done")
-        .into_inner()
-        .expect("kept batches");
+    // Every batch written went through `keep` first. The task that polled
+    // the stream may not have dropped its handle yet: take the batches out.
+    let kept = std::mem::replace(&mut *kept.lock().expect("kept batches"), Kept::new(0));
     let rows_of_model: Arc<dyn TableProvider> = if kept.fits {
         cache.in_memory(&prepared.ctx, schema, kept)
     } else {
