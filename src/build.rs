@@ -641,9 +641,10 @@ async fn build_and_publish(
     for model in &models {
         match published_by.get(model) {
             Some(table) => {
-                let df = frames.remove(table).expect("a planned table");
+                // Planned again in its step, with the model inlined.
+                frames.remove(table);
                 let (step, entry) =
-                    publish_model(&prepared, cache, model, table, df, target, &progress).await?;
+                    publish_model(&prepared, cache, model, table, target, &progress).await?;
                 model_steps.insert(model.clone(), step);
                 tables.insert(table.clone(), entry);
             }
@@ -748,15 +749,26 @@ async fn publish_model(
     cache: &ModelCache,
     model: &str,
     table: &str,
-    df: DataFrame,
     target: &Target,
     progress: &Progress,
 ) -> Result<(StepEntry, TableEntry)> {
     let planned = &prepared.planned[model];
     let fail = |e: &dyn std::fmt::Display| VitalsError::data(format!("table {table}"), e);
     let step = progress.start("table", table);
-    // The table's query reads the model as a view: it computes it.
-    planned.pending.fill(planned.df.clone().into_view());
+    // The table's query computes the model: planned again with the model
+    // as a view, which DataFusion inlines into it. Scanned through the
+    // pending model instead, the view was optimized on its own and then
+    // again inside the table's plan, and DataFusion refused to swap a join
+    // it had already given a dynamic filter (`join_selection`).
+    let ctx = &prepared.ctx;
+    ctx.deregister_table(model).map_err(|e| fail(&e))?;
+    ctx.register_table(model, planned.df.clone().into_view())
+        .map_err(|e| fail(&e))?;
+    let df = prepared.plan_table(table).await;
+    ctx.deregister_table(model).map_err(|e| fail(&e))?;
+    ctx.register_table(model, planned.pending.clone())
+        .map_err(|e| fail(&e))?;
+    let df = df?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await.map_err(|e| fail(&e))?;
     // The model's readers get its batches with string views, as it was

@@ -31,8 +31,7 @@ impl PendingModel {
         }))
     }
 
-    /// Where the model's rows are from now on: its computed result, or a
-    /// view that computes it inside the query of the table publishing it.
+    /// Where the model's rows are from now on: its computed result.
     pub fn fill(&self, rows: Arc<dyn TableProvider>) {
         *self.rows.write().expect("pending model lock") = Some(rows);
     }
