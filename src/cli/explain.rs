@@ -51,7 +51,8 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
         if let TableKind::Model { model, .. } = &table.kind
             && catalog.model(model).is_some()
         {
-            println!("{}\n", model_sql(&prepared, model));
+            let (header, sql) = model_sql(&prepared, model);
+            println!("{header}\n{sql}\n");
         }
         println!("-- table {name}");
         prepared.table_sql(name)
@@ -95,10 +96,9 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
         }
         grid_sql(catalog, &grid, &|s| prepared.expand(s))
     } else if catalog.model(name).is_some() {
-        let text = model_sql(&prepared, name);
-        let (header, sql) = text.split_once('\n').expect("a header line");
+        let (header, sql) = model_sql(&prepared, name);
         println!("{header}");
-        sql.to_string()
+        sql
     } else {
         let names = catalog
             .tables
@@ -142,8 +142,8 @@ pub async fn run(args: ExplainArgs) -> Result<()> {
     Ok(())
 }
 
-/// A model's SQL, after a comment line that says where it comes from.
-fn model_sql(prepared: &Prepared, name: &str) -> String {
+/// A comment line that says where a model comes from, and its SQL.
+fn model_sql(prepared: &Prepared, name: &str) -> (String, String) {
     let catalog = &prepared.catalog;
     let model = catalog.model(name).expect("a model of the catalog");
     let header = match &model.metric {
@@ -156,5 +156,5 @@ fn model_sql(prepared: &Prepared, name: &str) -> String {
             catalog.relative(&model.sql_path).display()
         ),
     };
-    format!("{header}\n{}", prepared.expand(&model.sql.text))
+    (header, prepared.expand(&model.sql.text))
 }

@@ -174,6 +174,15 @@ impl Sandbox {
         ])
     }
 
+    fn explain(&self, name: &str) -> Run {
+        self.vitals(&[
+            "explain".to_string(),
+            name.to_string(),
+            "--catalog".to_string(),
+            self.catalog(),
+        ])
+    }
+
     /// Runs the binary in the sandbox.
     fn vitals(&self, args: &[String]) -> Run {
         let output = Command::new(env!("CARGO_BIN_EXE_vitals"))
@@ -651,12 +660,7 @@ fn usage_catalog_not_found() {
 #[test]
 fn explain_pins_the_sql_of_a_metric() {
     let s = Sandbox::new().shipped();
-    let run = s.vitals(&[
-        "explain".to_string(),
-        "ltv".to_string(),
-        "--catalog".to_string(),
-        s.catalog(),
-    ]);
+    let run = s.explain("ltv");
     assert_eq!(run.code, Some(0), "{}", run.snapshot());
     insta::assert_snapshot!(run.snapshot());
 }
@@ -666,12 +670,7 @@ fn explain_pins_the_sql_of_a_metric() {
 #[test]
 fn explain_of_a_table_publishing_a_model_shows_the_model() {
     let s = Sandbox::new().shipped();
-    let run = s.vitals(&[
-        "explain".to_string(),
-        "customer_health".to_string(),
-        "--catalog".to_string(),
-        s.catalog(),
-    ]);
+    let run = s.explain("customer_health");
     assert_eq!(run.code, Some(0), "{}", run.snapshot());
     let score = run
         .stdout
