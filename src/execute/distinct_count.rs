@@ -560,19 +560,8 @@ mod tests {
     use datafusion::arrow::record_batch::RecordBatch;
     use datafusion::datasource::MemTable;
 
+    use super::super::test_rows::{Lcg, printed};
     use super::*;
-
-    /// A small deterministic generator: the tests need spread, not quality.
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self, below: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (self.0 >> 33) % below
-        }
-    }
 
     /// Rows of (group, value or null, passes the filter); group 3 has far
     /// more than `SMALL` distinct values, so it moves to the hash table.
@@ -731,27 +720,14 @@ mod tests {
         let table =
             MemTable::try_new(schema, vec![vec![batch.clone()], vec![batch]]).expect("table");
         ctx.register_table("t", Arc::new(table)).expect("register");
-        let run = |sql: &'static str| {
-            let ctx = ctx.clone();
-            async move {
-                let batches = ctx
-                    .sql(sql)
-                    .await
-                    .expect("plan")
-                    .collect()
-                    .await
-                    .expect("run");
-                datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-                    .expect("format")
-                    .to_string()
-            }
-        };
-        let together = run(
+        let together = printed(
+            &ctx,
             "SELECT g, count(DISTINCT v) AS v, count(DISTINCT d) AS d, count(*) AS n, count(v) AS nv \
              FROM t GROUP BY g ORDER BY g",
         )
         .await;
-        let alone = run(
+        let alone = printed(
+            &ctx,
             "SELECT a.g, a.v, b.d, a.n, a.nv FROM \
              (SELECT g, count(DISTINCT v) AS v, count(*) AS n, count(v) AS nv FROM t GROUP BY g) a JOIN \
              (SELECT g, count(DISTINCT d) AS d FROM t GROUP BY g) b ON a.g = b.g ORDER BY a.g",
@@ -768,7 +744,7 @@ mod tests {
         );
         // No rows: 0, as the built-in.
         assert!(
-            run("SELECT count(DISTINCT v) AS c FROM t WHERE g < 0")
+            printed(&ctx, "SELECT count(DISTINCT v) AS c FROM t WHERE g < 0")
                 .await
                 .contains("| 0 |")
         );

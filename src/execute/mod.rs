@@ -16,6 +16,9 @@ pub mod session;
 pub mod single_phase_aggregates;
 pub mod sources;
 pub mod spillable_joins;
+#[cfg(test)]
+mod test_rows;
+pub mod text_min_max;
 pub mod utc_day;
 pub mod workdir;
 
@@ -26,11 +29,14 @@ pub use workdir::WorkDir;
 
 /// Registers our deliberate exceptions to "DataFusion's built-ins only" on
 /// a session: `count` with a groups accumulator for DISTINCT text and dates
-/// ([`distinct_count`]), and the day of a UTC timestamp by integer division
-/// ([`utc_day`]). Every session that runs catalog SQL (build, serve, query)
-/// gets both, so a query gives the same plan wherever it runs.
+/// ([`distinct_count`]), `min` and `max` of text keeping a string view per
+/// group ([`text_min_max`]), and the day of a UTC timestamp by integer
+/// division ([`utc_day`]). Every session that runs catalog SQL (build,
+/// serve, query) gets them all, so a query gives the same plan wherever it
+/// runs.
 pub fn register_exceptions(ctx: &datafusion::prelude::SessionContext) {
     distinct_count::register(ctx);
+    text_min_max::register(ctx);
     utc_day::register(ctx);
 }
 
