@@ -231,7 +231,8 @@ impl<'a> Column<'a> {
     }
 }
 
-fn included(filter: Option<&BooleanArray>, row: usize) -> bool {
+/// Whether an aggregate's FILTER keeps `row` (a null leaves it out).
+pub(super) fn included(filter: Option<&BooleanArray>, row: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(row) && f.value(row))
 }
 

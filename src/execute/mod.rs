@@ -10,6 +10,7 @@ use datafusion::physical_plan::ExecutionPlan;
 pub mod calendar;
 pub mod distinct_count;
 pub mod late_bound;
+pub mod ordered_first_last;
 pub mod pending;
 pub mod pool;
 pub mod session;
@@ -30,13 +31,15 @@ pub use workdir::WorkDir;
 /// Registers our deliberate exceptions to "DataFusion's built-ins only" on
 /// a session: `count` with a groups accumulator for DISTINCT text and dates
 /// ([`distinct_count`]), `min` and `max` of text keeping a string view per
-/// group ([`text_min_max`]), and the day of a UTC timestamp by integer
-/// division ([`utc_day`]). Every session that runs catalog SQL (build,
+/// group ([`text_min_max`]), `first_value`/`last_value` with ORDER BY
+/// keeping rows in Arrow's row format ([`ordered_first_last`]), and the day
+/// of a UTC timestamp by integer division ([`utc_day`]). Every session that runs catalog SQL (build,
 /// serve, query) gets them all, so a query gives the same plan wherever it
 /// runs.
 pub fn register_exceptions(ctx: &datafusion::prelude::SessionContext) {
     distinct_count::register(ctx);
     text_min_max::register(ctx);
+    ordered_first_last::register(ctx);
     utc_day::register(ctx);
 }
 

@@ -23,7 +23,7 @@ use datafusion::arrow::array::builder::make_view;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, StringViewArray,
 };
-use datafusion::arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{not, nullif, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err};
@@ -35,6 +35,8 @@ use datafusion::logical_expr::{
     ReversedUDAF, SetMonotonicity, Signature, StatisticsArgs,
 };
 use datafusion::prelude::SessionContext;
+
+use super::distinct_count::included;
 
 /// Replaces the session's `min` and `max` with [`TextExtreme`]s.
 pub fn register(ctx: &SessionContext) {
@@ -204,6 +206,9 @@ impl ViewExtremes {
 
     /// Makes `value` group `group`'s value.
     fn set(&mut self, group: usize, value: &[u8]) -> Result<()> {
+        if value.len() > INLINE && self.arena.len() > 2 * self.live + (1 << 20) {
+            self.compact();
+        }
         let old = self.views[group] as u32 as usize;
         if self.seen.get_bit(group) && old > INLINE {
             self.live -= old;
@@ -211,9 +216,6 @@ impl ViewExtremes {
         self.views[group] = if value.len() <= INLINE {
             make_view(value, 0, 0)
         } else {
-            if self.arena.len() > 2 * self.live + (1 << 20) {
-                self.compact();
-            }
             let (Ok(offset), Ok(_)) = (
                 u32::try_from(self.arena.len()),
                 u32::try_from(self.arena.len() + value.len()),
@@ -253,7 +255,7 @@ impl ViewExtremes {
             return exec_err!("min/max of text: got {}", values.data_type());
         };
         for (row, &group) in group_indices.iter().enumerate() {
-            if values.is_null(row) || !opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row)) {
+            if values.is_null(row) || !included(opt_filter, row) {
                 continue;
             }
             let value = values.value(row).as_bytes();
@@ -276,17 +278,13 @@ impl ViewExtremes {
             EmitTo::All => self.views.len(),
             EmitTo::First(n) => n,
         };
-        let seen = self.seen.finish();
+        let seen = take_first_flags(&mut self.seen, n);
         let (out_views, out_arena) = copy_out(&self.views[..n], &self.arena);
         let (rest_views, rest_arena) = copy_out(&self.views[n..], &self.arena);
         self.views = rest_views;
         self.arena = rest_arena;
         self.live = self.arena.len();
-        self.seen = BooleanBufferBuilder::new(self.views.len());
-        for group in n..seen.len() {
-            self.seen.append(seen.value(group));
-        }
-        let nulls = NullBuffer::new(seen.slice(0, n));
+        let nulls = NullBuffer::new(seen);
         let buffers = if out_arena.is_empty() {
             vec![]
         } else {
@@ -299,6 +297,13 @@ impl ViewExtremes {
         )?;
         Ok(Arc::new(array))
     }
+}
+
+/// The first `n` of per-group flags, taken out; the others stay, from 0.
+pub(super) fn take_first_flags(flags: &mut BooleanBufferBuilder, n: usize) -> BooleanBuffer {
+    let all = flags.finish();
+    flags.append_buffer(&all.slice(n, all.len() - n));
+    all.slice(0, n)
 }
 
 /// `views` with their long values copied into a new arena of their own.
