@@ -41,6 +41,8 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use hashbrown::HashTable;
 
+use super::group_state::included;
+
 /// Replaces the session's `count` with [`Count`].
 pub fn register(ctx: &SessionContext) {
     ctx.register_udaf(AggregateUDF::new_from_impl(Count::default()));
@@ -229,11 +231,6 @@ impl<'a> Column<'a> {
             }),
         }
     }
-}
-
-/// Whether an aggregate's FILTER keeps `row` (a null leaves it out).
-pub(super) fn included(filter: Option<&BooleanArray>, row: usize) -> bool {
-    filter.is_none_or(|f| f.is_valid(row) && f.value(row))
 }
 
 /// One distinct (group, value) pair; the value's bytes are in the arena.

@@ -9,6 +9,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 pub mod calendar;
 pub mod distinct_count;
+mod group_state;
 pub mod late_bound;
 pub mod ordered_first_last;
 pub mod pending;
@@ -33,9 +34,9 @@ pub use workdir::WorkDir;
 /// ([`distinct_count`]), `min` and `max` of text keeping a string view per
 /// group ([`text_min_max`]), `first_value`/`last_value` with ORDER BY
 /// keeping rows in Arrow's row format ([`ordered_first_last`]), and the day
-/// of a UTC timestamp by integer division ([`utc_day`]). Every session that runs catalog SQL (build,
-/// serve, query) gets them all, so a query gives the same plan wherever it
-/// runs.
+/// of a UTC timestamp by integer division ([`utc_day`]). Every session that
+/// runs catalog SQL (build, serve, query) gets them all, so a query gives
+/// the same plan wherever it runs.
 pub fn register_exceptions(ctx: &datafusion::prelude::SessionContext) {
     distinct_count::register(ctx);
     text_min_max::register(ctx);

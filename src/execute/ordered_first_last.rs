@@ -24,7 +24,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBufferBuilder, new_null_array,
 };
-use datafusion::arrow::compute::{SortOptions, prep_null_mask_filter};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{Result, exec_err};
@@ -37,8 +37,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use super::distinct_count::included;
-use super::text_min_max::take_first_flags;
+use super::group_state::{included, kept_rows, take_first_flags};
 
 /// Replaces the session's `first_value` and `last_value`.
 pub fn register(ctx: &SessionContext) {
@@ -395,8 +394,7 @@ impl GroupsAccumulator for KeptRows {
     ) -> Result<Vec<ArrayRef>> {
         let is_set = match opt_filter {
             None => BooleanArray::from(vec![true; values[0].len()]),
-            Some(f) if f.null_count() > 0 => prep_null_mask_filter(f),
-            Some(f) => f.clone(),
+            Some(f) => kept_rows(f),
         };
         let mut state = values.to_vec();
         state.push(Arc::new(is_set));

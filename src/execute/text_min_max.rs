@@ -23,8 +23,8 @@ use datafusion::arrow::array::builder::make_view;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, StringViewArray,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
-use datafusion::arrow::compute::{not, nullif, prep_null_mask_filter};
+use datafusion::arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::compute::{not, nullif};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::functions_aggregate::min_max::{Max, Min};
@@ -36,7 +36,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use super::distinct_count::included;
+use super::group_state::{included, kept_rows, take_first_flags};
 
 /// Replaces the session's `min` and `max` with [`TextExtreme`]s.
 pub fn register(ctx: &SessionContext) {
@@ -299,13 +299,6 @@ impl ViewExtremes {
     }
 }
 
-/// The first `n` of per-group flags, taken out; the others stay, from 0.
-pub(super) fn take_first_flags(flags: &mut BooleanBufferBuilder, n: usize) -> BooleanBuffer {
-    let all = flags.finish();
-    flags.append_buffer(&all.slice(n, all.len() - n));
-    all.slice(0, n)
-}
-
 /// `views` with their long values copied into a new arena of their own.
 fn copy_out(views: &[u128], arena: &[u8]) -> (Vec<u128>, Vec<u8>) {
     let mut out = Vec::with_capacity(views.len());
@@ -362,15 +355,7 @@ impl GroupsAccumulator for ViewExtremes {
     ) -> Result<Vec<ArrayRef>> {
         Ok(vec![match opt_filter {
             None => Arc::clone(&values[0]),
-            Some(filter) => {
-                // A null in the filter leaves its row out, as false does.
-                let filter = if filter.null_count() > 0 {
-                    prep_null_mask_filter(filter)
-                } else {
-                    filter.clone()
-                };
-                nullif(&values[0], &not(&filter)?)?
-            }
+            Some(filter) => nullif(&values[0], &not(&kept_rows(filter))?)?,
         }])
     }
 
