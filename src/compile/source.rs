@@ -252,21 +252,55 @@ pub fn output_columns(source: &Source, columns: &[TypedColumn]) -> Vec<String> {
     names
 }
 
-pub fn valid_sql(source: &Source, columns: &[TypedColumn]) -> String {
+/// SQL of the valid rows: those no reject rule holds for. A rule holds
+/// when its condition is true (as in `__reason`'s CASE, a null condition
+/// does not reject). Filtering on the rules is plain boolean work the
+/// optimizer simplifies (`NOT (customer_id IS NULL IS TRUE)` is
+/// `customer_id IS NOT NULL`), where `__reason IS NULL` would build the
+/// reason's text for every row of every scan of the source.
+pub fn valid_sql(
+    source: &Source,
+    columns: &[TypedColumn],
+    expand: &dyn Fn(&str) -> String,
+) -> String {
     let names: Vec<String> = output_columns(source, columns)
         .iter()
-        .map(|c| ident(c))
+        .map(|c| format!("this.{}", ident(c)))
         .collect();
+    let filter = if source.reject.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE NOT ({})", any_rule_holds(source, expand))
+    };
     format!(
-        "SELECT {} FROM {} WHERE \"__reason\" IS NULL",
+        "SELECT {} FROM {} this{filter}",
         names.join(", "),
         ident(&checked_name(&source.name))
     )
 }
 
+/// Whether some reject rule holds for the row `this`: `(rule) IS TRUE`
+/// for each, ORed.
+fn any_rule_holds(source: &Source, expand: &dyn Fn(&str) -> String) -> String {
+    let holds: Vec<String> = source
+        .reject
+        .iter()
+        .map(|r| format!("({}) IS TRUE", expand(&r.when.text)))
+        .collect();
+    holds.join(" OR ")
+}
+
 /// Rejected rows as (source_table, reason, row_key, row_json); the JSON
-/// holds the row as read, before derived columns replaced anything.
-pub fn rejected_sql(source: &Source, columns: &[TypedColumn]) -> String {
+/// holds the row as read, before derived columns replaced anything. The
+/// rows are chosen by the rules themselves rather than `__reason IS NOT
+/// NULL`, so the reason and the JSON are built for rejected rows only and
+/// a rule like `customer_id IS NULL` can skip row groups by their null
+/// counts.
+pub fn rejected_sql(
+    source: &Source,
+    columns: &[TypedColumn],
+    expand: &dyn Fn(&str) -> String,
+) -> String {
     let original = |name: &str| {
         if source.derive.iter().any(|d| d.column == name) {
             ident(&format!("__raw_{name}"))
@@ -308,9 +342,10 @@ pub fn rejected_sql(source: &Source, columns: &[TypedColumn]) -> String {
         format!("concat_ws('|', {})", key_parts.join(", "))
     };
     format!(
-        "SELECT {} AS source_table, \"__reason\" AS reason, {row_key} AS row_key, {row_json} AS row_json FROM {} WHERE \"__reason\" IS NOT NULL",
+        "SELECT {} AS source_table, \"__reason\" AS reason, {row_key} AS row_key, {row_json} AS row_json FROM {} this WHERE {}",
         literal(&source.name),
         ident(&checked_name(&source.name)),
+        any_rule_holds(source, expand),
     )
 }
 

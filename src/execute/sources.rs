@@ -201,10 +201,15 @@ pub async fn register_all(
             &stages::checked_sql(source, &typed, columns, expand),
         )
         .await?;
-        register_view(ctx, &source.name, &stages::valid_sql(source, columns)).await?;
+        register_view(
+            ctx,
+            &source.name,
+            &stages::valid_sql(source, columns, expand),
+        )
+        .await?;
         if !source.reject.is_empty() {
             let name = stages::rejected_name(&source.name);
-            register_view(ctx, &name, &stages::rejected_sql(source, columns)).await?;
+            register_view(ctx, &name, &stages::rejected_sql(source, columns, expand)).await?;
             rejected.push(name);
         }
     }
