@@ -18,7 +18,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Sort, cast
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::catalog::{self, Catalog, Diagnostic, Diagnostics, ParamValue, TableKind, sql_text};
 use crate::compile::{self, ident};
@@ -635,45 +635,47 @@ async fn build_and_publish(
         .collect();
     let published_by = models_published_as_is(catalog, &frames, target);
     progress.add_steps(models.len() + frames.len() - published_by.len());
+    // A table that publishes a model as it is is planned again in the
+    // model's step, with the model inlined.
+    for table in published_by.values() {
+        frames.remove(table);
+    }
 
-    let mut model_steps = BTreeMap::new();
-    let mut tables = BTreeMap::new();
-    for model in &models {
-        match published_by.get(model) {
-            Some(table) => {
-                // Planned again in its step, with the model inlined.
-                frames.remove(table);
-                let (step, entry) =
-                    publish_model(&prepared, cache, model, table, target, &progress).await?;
-                model_steps.insert(model.clone(), step);
-                tables.insert(table.clone(), entry);
-            }
-            None => {
-                let step = compute_model(&prepared, cache, model, &progress).await?;
-                model_steps.insert(model.clone(), step);
+    // Tables that read no model (`rejected_rows` reads the sources) run
+    // beside the models; the others once every model is computed. Each
+    // step's query already uses both cores, but not all the time: its
+    // last operators (a sort's merge, the Parquet writer) run on one, and
+    // a second step fills the other.
+    let (early, late): (BTreeMap<_, _>, BTreeMap<_, _>) = frames.into_iter().partition(|(t, _)| {
+        catalog.table(t).is_none_or(|t| {
+            crate::plan::relations_of(catalog, t)
+                .iter()
+                .all(|r| catalog.model(r).is_none())
+        })
+    });
+    let models_in_order = async {
+        let mut model_steps = BTreeMap::new();
+        let mut tables = BTreeMap::new();
+        for model in &models {
+            match published_by.get(model) {
+                Some(table) => {
+                    let (step, entry) =
+                        publish_model(&prepared, cache, model, table, target, &progress).await?;
+                    model_steps.insert(model.clone(), step);
+                    tables.insert(table.clone(), entry);
+                }
+                None => {
+                    let step = compute_model(&prepared, cache, model, &progress).await?;
+                    model_steps.insert(model.clone(), step);
+                }
             }
         }
-    }
-    for (name, df) in frames {
-        let step = progress.start("table", &name);
-        let df = plain_strings(df).map_err(|e| VitalsError::data(format!("table {name}"), e))?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let stream = df
-            .execute_stream()
-            .await
-            .map_err(|e| VitalsError::data(format!("table {name}"), e))?;
-        let (files, rows) = write_table(target, &name, stream).await?;
-        let seconds = progress.finish(step, rows);
-        tables.insert(
-            name,
-            TableEntry {
-                rows,
-                schema: ColumnEntry::of(&schema),
-                files,
-                seconds: StepEntry::round(seconds),
-            },
-        );
-    }
+        Ok::<_, VitalsError>((model_steps, tables))
+    };
+    let ((model_steps, mut tables), early) =
+        futures::try_join!(models_in_order, publish_tables(early, target, &progress))?;
+    tables.extend(early);
+    tables.extend(publish_tables(late, target, &progress).await?);
     if !options.select.is_empty() {
         // A selective build replaces the tables it built; the others stay
         // published as the previous build left them.
@@ -739,6 +741,41 @@ fn models_published_as_is(
         }
     }
     out
+}
+
+/// Steps at once among tables that are ready (see `build_and_publish`).
+const TABLES_AT_ONCE: usize = 2;
+
+/// Runs the queries of `frames` and writes their tables, up to
+/// [`TABLES_AT_ONCE`] at a time; returns their entries.
+async fn publish_tables(
+    frames: BTreeMap<String, DataFrame>,
+    target: &Target,
+    progress: &Progress,
+) -> Result<BTreeMap<String, TableEntry>> {
+    futures::stream::iter(frames)
+        .map(|(name, df)| async move {
+            let step = progress.start("table", &name);
+            let df =
+                plain_strings(df).map_err(|e| VitalsError::data(format!("table {name}"), e))?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let stream = df
+                .execute_stream()
+                .await
+                .map_err(|e| VitalsError::data(format!("table {name}"), e))?;
+            let (files, rows) = write_table(target, &name, stream).await?;
+            let seconds = progress.finish(step, rows);
+            let entry = TableEntry {
+                rows,
+                schema: ColumnEntry::of(&schema),
+                files,
+                seconds: StepEntry::round(seconds),
+            };
+            Ok::<_, VitalsError>((name, entry))
+        })
+        .buffer_unordered(TABLES_AT_ONCE)
+        .try_collect()
+        .await
 }
 
 /// Computes a model inside the query of the table that publishes it,

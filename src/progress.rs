@@ -31,9 +31,14 @@ pub struct Progress {
 
 struct State {
     total: usize,
+    /// Steps started and finished: with steps running together, a step's
+    /// start and its end are numbered apart, each counting up to `total`.
+    started: usize,
     done: usize,
     build_started: Instant,
-    running: Option<(String, Instant)>,
+    /// The steps running, oldest first: a build runs a table that reads
+    /// no model beside the models, and ready tables two at a time.
+    running: Vec<(String, Instant)>,
 }
 
 /// A step that has started; `Progress::finish` ends it.
@@ -56,9 +61,10 @@ impl Progress {
         };
         let state = Arc::new(Mutex::new(State {
             total: 0,
+            started: 0,
             done: 0,
             build_started: Instant::now(),
-            running: None,
+            running: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = (mode == ProgressMode::Live).then(|| {
@@ -99,9 +105,10 @@ impl Progress {
     pub fn start(&self, kind: &str, name: &str) -> Step {
         let label = format!("{kind} {name}");
         let mut state = self.state.lock().expect("progress state");
-        state.running = Some((label.clone(), Instant::now()));
+        state.running.push((label.clone(), Instant::now()));
+        state.started += 1;
         if self.mode == ProgressMode::Lines {
-            eprintln!("[{}/{}] building {label}", state.done + 1, state.total);
+            eprintln!("[{}/{}] building {label}", state.started, state.total);
         }
         Step {
             label,
@@ -115,7 +122,9 @@ impl Progress {
         let line = {
             let mut state = self.state.lock().expect("progress state");
             state.done += 1;
-            state.running = None;
+            if let Some(i) = state.running.iter().position(|(l, _)| *l == step.label) {
+                state.running.remove(i);
+            }
             format!(
                 "[{}/{}] {}: {rows} row{} in {seconds:.2}s",
                 state.done,
@@ -150,19 +159,25 @@ impl Drop for Progress {
     }
 }
 
-/// The status line: `[ 7/22  31%] model customer_health 4.2s · build 12.9s`.
+/// The status line: `[ 7/22  31%] model customer_health 4.2s · build 12.9s`
+/// (steps running together are listed with commas).
 fn draw(state: &State) {
-    let Some((label, since)) = &state.running else {
+    if state.running.is_empty() {
         return;
-    };
+    }
+    let running: Vec<String> = state
+        .running
+        .iter()
+        .map(|(label, since)| format!("{label} {:.1}s", since.elapsed().as_secs_f64()))
+        .collect();
     let percent = (state.done * 100).checked_div(state.total).unwrap_or(0);
     let mut err = std::io::stderr().lock();
     let _ = write!(
         err,
-        "\r\x1b[2K[{:>w$}/{} {percent:>3}%] {label} {:.1}s · build {:.1}s",
+        "\r\x1b[2K[{:>w$}/{} {percent:>3}%] {} · build {:.1}s",
         state.done + 1,
         state.total,
-        since.elapsed().as_secs_f64(),
+        running.join(", "),
         state.build_started.elapsed().as_secs_f64(),
         w = state.total.to_string().len(),
     );
@@ -183,7 +198,26 @@ mod tests {
         assert!(seconds >= 0.005, "{seconds}");
         let state = progress.state.lock().unwrap();
         assert_eq!((state.done, state.total), (1, 2));
-        assert!(state.running.is_none());
+        assert!(state.running.is_empty());
+    }
+
+    #[test]
+    fn steps_running_together_end_in_any_order() {
+        let progress = Progress::new(ProgressMode::Quiet);
+        progress.add_steps(2);
+        let health = progress.start("model", "customer_health");
+        let rejected = progress.start("table", "rejected_rows");
+        progress.finish(rejected, 10);
+        {
+            let state = progress.state.lock().unwrap();
+            let running: Vec<&str> = state.running.iter().map(|(l, _)| l.as_str()).collect();
+            assert_eq!(running, ["model customer_health"]);
+            assert_eq!(state.done, 1);
+        }
+        progress.finish(health, 5);
+        let state = progress.state.lock().unwrap();
+        assert!(state.running.is_empty());
+        assert_eq!((state.done, state.total), (2, 2));
     }
 
     #[test]
