@@ -176,9 +176,66 @@ pub fn identifiers(expr: &Expr) -> BTreeSet<String> {
     names
 }
 
+/// Whether `sql` is a plain `max(x)` or `min(x)`: one argument, no
+/// DISTINCT, FILTER, ORDER BY, IGNORE NULLS or window. Returns "max" or
+/// "min" and the argument's SQL. Such an aggregate gives the same value
+/// over rows as over groups of those rows already reduced by it.
+pub fn plain_min_max(sql: &str) -> Option<(&'static str, String)> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    let Ok(Expr::Function(f)) = parse_expr(sql) else {
+        return None;
+    };
+    let kind = match f.name.to_string().to_ascii_lowercase().as_str() {
+        "max" => "max",
+        "min" => "min",
+        _ => return None,
+    };
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let plain = f.filter.is_none()
+        && f.over.is_none()
+        && f.null_treatment.is_none()
+        && f.within_group.is_empty()
+        && matches!(f.parameters, FunctionArguments::None)
+        && list.duplicate_treatment.is_none()
+        && list.clauses.is_empty();
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] if plain => {
+            Some((kind, arg.to_string()))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_min_and_max_are_recognised_and_nothing_else() {
+        assert_eq!(
+            plain_min_max("max(mrr_trend)"),
+            Some(("max", "mrr_trend".to_string()))
+        );
+        assert_eq!(
+            plain_min_max("MIN(a / b)"),
+            Some(("min", "a / b".to_string()))
+        );
+        for other in [
+            "max(DISTINCT x)",
+            "max(x) FILTER (WHERE y > 0)",
+            "max(x) OVER ()",
+            "max(x) + 1",
+            "sum(x)",
+            "count(*)",
+            "max(x, y)",
+            "max(${p})",
+            "last_value(score ORDER BY responded_at)",
+        ] {
+            assert_eq!(plain_min_max(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn finds_and_substitutes_placeholders() {

@@ -8,7 +8,8 @@
 //!          their dimensions at that period) -> grid cohorts x periods
 //!          since x members (+ total) <- sizes, measures per period
 //! score    population (entity, period) <- one aggregate per group of
-//!          components reading the same rows (window or period) -> raw
+//!          components reading the same rows (window or period; plain
+//!          max/min over periods: the rows, reduced by the pivot) -> raw
 //!          (fill, missing) -> component scores -> weighted, renormalised,
 //!          rounded score -> band
 //! ```
@@ -290,6 +291,9 @@ fn score_sql(s: &Score) -> String {
         "1",
         &format!("__pop p JOIN {periods} cal ON cal.period = p.__period"),
     ));
+    // The pivot's aggregate of each column: max, unless a component's rows
+    // come as they are with a min.
+    let mut pivot_fn: BTreeMap<String, &str> = BTreeMap::new();
     for (i, ((from, time, window, filter), comps)) in groups.iter().enumerate() {
         let (periods_of_row, on) = match window {
             Some(n) => (
@@ -309,12 +313,41 @@ fn score_sql(s: &Score) -> String {
         } else {
             format!(" WHERE ({filter})")
         };
-        let aggs: Vec<String> = comps
-            .iter()
-            .map(|c| format!("{} AS {}", c.raw.text, component_column(c)))
-            .collect();
+        // Rows that fall in one period each (no window) whose components
+        // are all a plain max or min go to the pivot as they are: the
+        // pivot's own max (or min) reduces them per (entity, period), and
+        // an aggregate of its own would only group the same keys twice (at
+        // 1M customers, mrr_trend's 15.6M rows: 4.7 s of CPU).
+        let direct: Option<Vec<(&str, String)>> = if window.is_none() {
+            comps
+                .iter()
+                .map(|c| crate::catalog::sql_text::plain_min_max(&c.raw.text))
+                .collect()
+        } else {
+            None
+        };
+        let (aggs, group_by): (Vec<String>, &str) = match &direct {
+            Some(plain) => (
+                comps
+                    .iter()
+                    .zip(plain)
+                    .map(|(c, (kind, arg))| {
+                        pivot_fn.insert(component_column(c), kind);
+                        format!("({arg}) AS {}", component_column(c))
+                    })
+                    .collect(),
+                "",
+            ),
+            None => (
+                comps
+                    .iter()
+                    .map(|c| format!("{} AS {}", c.raw.text, component_column(c)))
+                    .collect(),
+                " GROUP BY 1, 2",
+            ),
+        };
         ctes.push(format!(
-            "__c{i} AS (SELECT r.{entity} AS __entity, pe.period AS __period, {} FROM {} r JOIN {periods_of_row} pe ON {on}{filter} GROUP BY 1, 2)",
+            "__c{i} AS (SELECT r.{entity} AS __entity, pe.period AS __period, {} FROM {} r JOIN {periods_of_row} pe ON {on}{filter}{group_by})",
             aggs.join(", "),
             ident(from)
         ));
@@ -332,7 +365,10 @@ fn score_sql(s: &Score) -> String {
     // member, their `keep` columns the greatest value.
     let pivot: Vec<String> = all_columns
         .iter()
-        .map(|c| format!("max({c}) AS {c}"))
+        .map(|c| {
+            let f = pivot_fn.get(c).copied().unwrap_or("max");
+            format!("{f}({c}) AS {c}")
+        })
         .collect();
     ctes.push(format!(
         "__members AS (SELECT __entity, __period, {} FROM __parts GROUP BY __entity, __period HAVING max(__member) = 1)",

@@ -271,3 +271,72 @@ async fn score_and_cohort_mistakes_are_catalog_errors_at_their_line() {
     // Nothing was published.
     assert!(!target.path().join("_manifest.json").exists());
 }
+
+/// Components that are a plain `min` or `max` over periods reach the
+/// score's pivot as rows (no aggregate of their own): the pivot must take
+/// each one's own function. Two subscriptions of `a` start in January, so
+/// January has two rows of `a`: the smallest is 100, the largest 300.
+#[tokio::test]
+async fn plain_min_and_max_components_keep_their_own_function() {
+    const SCORE: &str = r#"
+[project]
+name = "sizes"
+range_start = "SELECT min(start_date) FROM subscriptions"
+
+[sources.subscriptions]
+location = "data/subscriptions"
+
+[models.accounts_monthly]
+
+[metrics.sizes]
+kind = "score"
+model = "accounts_monthly"
+entity = "customer_id"
+time = "month"
+bands = [{ name = "big", min = 50 }, { name = "small" }]
+
+[[metrics.sizes.components]]
+name = "smallest"
+from = "subscriptions"
+time = "start_date"
+raw = "min(mrr)"
+scale = [0, 400]
+weight = 1
+
+[[metrics.sizes.components]]
+name = "largest"
+from = "subscriptions"
+time = "start_date"
+raw = "MAX(mrr)"
+scale = [0, 400]
+weight = 1
+
+[tables.sizes]
+model = "sizes"
+order_by = ["month", "customer_id"]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sql")).unwrap();
+    std::fs::write(dir.path().join("metrics.toml"), SCORE).unwrap();
+    std::fs::write(dir.path().join("sql/accounts_monthly.sql"), MODEL).unwrap();
+    let data = Data::new();
+    data.subscriptions(&[
+        sub("s1", "a", "2024-01-01", None, 100.0),
+        sub("s2", "a", "2024-01-15", None, 300.0),
+        sub("s3", "b", "2024-02-01", None, 200.0),
+    ]);
+    let built = build_with(&dir.path().join("metrics.toml"), &data, "2024-02-29").await;
+    let rows = built
+        .rows("SELECT month, customer_id, smallest_raw, largest_raw, score FROM sizes")
+        .await;
+    // a in January: 100 (25) and 300 (75), score 50; in February no
+    // subscription starts: no component, no score. b in February: 200 (50).
+    assert_eq!(
+        rows,
+        [
+            ["2024-01-01", "a", "100.0", "300.0", "50.0"],
+            ["2024-02-01", "a", "", "", ""],
+            ["2024-02-01", "b", "200.0", "200.0", "50.0"],
+        ]
+    );
+}
