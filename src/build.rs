@@ -743,7 +743,8 @@ fn models_published_as_is(
     out
 }
 
-/// Steps at once among tables that are ready (see `build_and_publish`).
+/// How many ready tables are written at the same time (see
+/// `build_and_publish`).
 const TABLES_AT_ONCE: usize = 2;
 
 /// Runs the queries of `frames` and writes their tables, up to

@@ -254,10 +254,9 @@ pub fn output_columns(source: &Source, columns: &[TypedColumn]) -> Vec<String> {
 
 /// SQL of the valid rows: those no reject rule holds for. A rule holds
 /// when its condition is true (as in `__reason`'s CASE, a null condition
-/// does not reject). Filtering on the rules is plain boolean work the
-/// optimizer simplifies (`NOT (customer_id IS NULL IS TRUE)` is
-/// `customer_id IS NOT NULL`), where `__reason IS NULL` would build the
-/// reason's text for every row of every scan of the source.
+/// does not reject), so a row is valid when the rules ORed are not true.
+/// That is boolean work over the columns, where `__reason IS NULL` built
+/// the reason's text for every row of every scan of the source.
 pub fn valid_sql(
     source: &Source,
     columns: &[TypedColumn],
@@ -270,7 +269,7 @@ pub fn valid_sql(
     let filter = if source.reject.is_empty() {
         String::new()
     } else {
-        format!(" WHERE NOT ({})", any_rule_holds(source, expand))
+        format!(" WHERE ({}) IS NOT TRUE", any_rule_holds(source, expand))
     };
     format!(
         "SELECT {} FROM {} this{filter}",
@@ -279,23 +278,22 @@ pub fn valid_sql(
     )
 }
 
-/// Whether some reject rule holds for the row `this`: `(rule) IS TRUE`
-/// for each, ORed.
+/// The reject rules of the row `this`, ORed: true exactly when some rule
+/// is true (SQL's OR is true when any side is, whatever the others).
 fn any_rule_holds(source: &Source, expand: &dyn Fn(&str) -> String) -> String {
-    let holds: Vec<String> = source
+    let rules: Vec<String> = source
         .reject
         .iter()
-        .map(|r| format!("({}) IS TRUE", expand(&r.when.text)))
+        .map(|r| format!("({})", expand(&r.when.text)))
         .collect();
-    holds.join(" OR ")
+    rules.join(" OR ")
 }
 
 /// Rejected rows as (source_table, reason, row_key, row_json); the JSON
 /// holds the row as read, before derived columns replaced anything. The
-/// rows are chosen by the rules themselves rather than `__reason IS NOT
-/// NULL`, so the reason and the JSON are built for rejected rows only and
-/// a rule like `customer_id IS NULL` can skip row groups by their null
-/// counts.
+/// rows are chosen by the rules themselves (a WHERE keeps a row when they
+/// are true) rather than `__reason IS NOT NULL`, so the reason and the
+/// JSON are built for rejected rows only.
 pub fn rejected_sql(
     source: &Source,
     columns: &[TypedColumn],
