@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
-use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::ExecutionPlan;
 
 pub mod calendar;
@@ -13,6 +16,7 @@ mod group_state;
 pub mod late_bound;
 pub mod ordered_first_last;
 pub mod pending;
+pub mod period_start;
 pub mod pool;
 pub mod session;
 pub mod single_phase_aggregates;
@@ -33,14 +37,17 @@ pub use workdir::WorkDir;
 /// a session: `count` with a groups accumulator for DISTINCT text and dates
 /// ([`distinct_count`]), `min` and `max` of text keeping a string view per
 /// group ([`text_min_max`]), `first_value`/`last_value` with ORDER BY
-/// keeping rows in Arrow's row format ([`ordered_first_last`]), and the day
-/// of a UTC timestamp by integer division ([`utc_day`]). Every session that
-/// runs catalog SQL (build, serve, query) gets them all, so a query gives
-/// the same plan wherever it runs.
+/// keeping rows in Arrow's row format ([`ordered_first_last`]), the day of
+/// a UTC timestamp by integer division ([`utc_day`]), and the first day of
+/// a DATE's week, month, quarter or year by integer arithmetic
+/// ([`period_start`]). Every session that runs catalog SQL (build, serve,
+/// query) gets them all, so a query gives the same plan wherever it runs.
 pub fn register_exceptions(ctx: &datafusion::prelude::SessionContext) {
     distinct_count::register(ctx);
     text_min_max::register(ctx);
     ordered_first_last::register(ctx);
+    // Before utc_day: it would rewrite the cast that period_start matches.
+    period_start::register(ctx);
     utc_day::register(ctx);
 }
 
@@ -55,4 +62,34 @@ fn replace_nodes(
         None => Ok(Transformed::no(node)),
     })
     .data()
+}
+
+/// What our logical optimizer rules share: each expression of the plan
+/// node `plan` rewritten, from the leaves up, by `rewrite` (given the
+/// schema of the node's inputs), each keeping its name so that the node's
+/// output schema does not change under its parent. A scan is left alone:
+/// its pushed-down filters serve pruning, which understands the
+/// expressions we would rewrite and not their replacements; and a node
+/// without inputs has no columns to rewrite.
+fn rewrite_node_expressions(
+    plan: LogicalPlan,
+    rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<Transformed<LogicalPlan>> {
+    if matches!(plan, LogicalPlan::TableScan(_)) || plan.inputs().is_empty() {
+        return Ok(Transformed::no(plan));
+    }
+    let schema = merge_schema(&plan.inputs());
+    let names = NamePreserver::new(&plan);
+    plan.map_expressions(|expr| {
+        if matches!(expr, Expr::GroupingSet(_)) {
+            return Ok(Transformed::no(expr));
+        }
+        let name = names.save(&expr);
+        let out = expr.transform_up(|e| rewrite(e, &schema))?;
+        Ok(if out.transformed {
+            Transformed::yes(name.restore(out.data))
+        } else {
+            out
+        })
+    })
 }

@@ -21,11 +21,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, FieldRef, TimeUnit};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::{Cast, TryCast};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, lit, when};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::prelude::SessionContext;
@@ -54,27 +52,8 @@ impl OptimizerRule for UtcDayCast {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        // A scan's pushed-down filters serve pruning (see above); a plan
-        // without inputs has no columns to cast.
-        if matches!(plan, LogicalPlan::TableScan(_)) || plan.inputs().is_empty() {
-            return Ok(Transformed::no(plan));
-        }
-        let schema = merge_schema(&plan.inputs());
-        // The rewritten expression must keep its name, or the node's
-        // output schema would change under its parent.
-        let names = NamePreserver::new(&plan);
-        plan.map_expressions(|expr| {
-            if matches!(expr, Expr::GroupingSet(_)) {
-                return Ok(Transformed::no(expr));
-            }
-            let name = names.save(&expr);
-            let out = expr.transform_up(|e| rewrite(e, &schema))?;
-            Ok(if out.transformed {
-                Transformed::yes(name.restore(out.data))
-            } else {
-                out
-            })
-        })
+        // A scan's pushed-down filters keep the cast (see above).
+        super::rewrite_node_expressions(plan, rewrite)
     }
 }
 
