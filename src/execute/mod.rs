@@ -8,6 +8,7 @@ use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
 
 pub mod calendar;
@@ -64,32 +65,50 @@ fn replace_nodes(
     .data()
 }
 
-/// What our logical optimizer rules share: each expression of the plan
-/// node `plan` rewritten, from the leaves up, by `rewrite` (given the
-/// schema of the node's inputs), each keeping its name so that the node's
-/// output schema does not change under its parent. A scan is left alone:
-/// its pushed-down filters serve pruning, which understands the
-/// expressions we would rewrite and not their replacements; and a node
-/// without inputs has no columns to rewrite.
-fn rewrite_node_expressions(
-    plan: LogicalPlan,
-    rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
-) -> Result<Transformed<LogicalPlan>> {
-    if matches!(plan, LogicalPlan::TableScan(_)) || plan.inputs().is_empty() {
-        return Ok(Transformed::no(plan));
+/// Our logical optimizer rules: each rewrites expressions, one at a time,
+/// wherever they stand in a plan. `rewrite` gets an expression and the
+/// schema of its node's inputs, and is applied from the leaves up to every
+/// expression of every node, bottom-up through the plan. The rewritten
+/// expression keeps its name, so the node's output schema does not change
+/// under its parent. A scan is left alone: its pushed-down filters serve
+/// pruning, which understands the expressions we rewrite and not their
+/// replacements; and a node without inputs has no columns to rewrite.
+#[derive(Debug)]
+struct ExpressionRule {
+    name: &'static str,
+    rewrite: fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+}
+
+impl OptimizerRule for ExpressionRule {
+    fn name(&self) -> &str {
+        self.name
     }
-    let schema = merge_schema(&plan.inputs());
-    let names = NamePreserver::new(&plan);
-    plan.map_expressions(|expr| {
-        if matches!(expr, Expr::GroupingSet(_)) {
-            return Ok(Transformed::no(expr));
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::BottomUp)
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        if matches!(plan, LogicalPlan::TableScan(_)) || plan.inputs().is_empty() {
+            return Ok(Transformed::no(plan));
         }
-        let name = names.save(&expr);
-        let out = expr.transform_up(|e| rewrite(e, &schema))?;
-        Ok(if out.transformed {
-            Transformed::yes(name.restore(out.data))
-        } else {
-            out
+        let schema = merge_schema(&plan.inputs());
+        let names = NamePreserver::new(&plan);
+        plan.map_expressions(|expr| {
+            if matches!(expr, Expr::GroupingSet(_)) {
+                return Ok(Transformed::no(expr));
+            }
+            let name = names.save(&expr);
+            let out = expr.transform_up(|e| (self.rewrite)(e, &schema))?;
+            Ok(if out.transformed {
+                Transformed::yes(name.restore(out.data))
+            } else {
+                out
+            })
         })
-    })
+    }
 }

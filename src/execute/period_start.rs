@@ -29,19 +29,21 @@ use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::prelude::SessionContext;
 
 /// Registers the functions and adds the rule. The rule must run before
-/// `utc_day`'s, which would turn the outer cast into arithmetic first.
+/// `utc_day`'s, which would turn the outer cast into its function first.
 pub fn register(ctx: &SessionContext) {
     for grain in Grain::ALL {
         ctx.register_udf(ScalarUDF::new_from_impl(PeriodStart::new(grain)));
     }
-    ctx.add_optimizer_rule(Arc::new(DatePeriodStart));
+    ctx.add_optimizer_rule(Arc::new(super::ExpressionRule {
+        name: "vitals_date_period_start",
+        rewrite,
+    }));
 }
 
 /// The grains whose start is computed here. A day is the date itself.
@@ -268,29 +270,8 @@ impl ScalarUDFImpl for PeriodStart {
     }
 }
 
-/// Rewrites `CAST(date_trunc(grain, CAST(d AS TIMESTAMP)) AS DATE)` of a
-/// DATE `d` into `vitals_<grain>_start(d)`. See the module documentation.
-#[derive(Debug, Default)]
-pub struct DatePeriodStart;
-
-impl OptimizerRule for DatePeriodStart {
-    fn name(&self) -> &str {
-        "vitals_date_period_start"
-    }
-
-    fn apply_order(&self) -> Option<ApplyOrder> {
-        Some(ApplyOrder::BottomUp)
-    }
-
-    fn rewrite(
-        &self,
-        plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
-    ) -> Result<Transformed<LogicalPlan>> {
-        super::rewrite_node_expressions(plan, rewrite)
-    }
-}
-
+/// `CAST(date_trunc(grain, CAST(d AS TIMESTAMP)) AS DATE)` of a DATE `d`
+/// → `vitals_<grain>_start(d)`, or `d` itself for a day.
 fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let Some((grain, date)) = truncated_date(&expr, schema) else {
         return Ok(Transformed::no(expr));

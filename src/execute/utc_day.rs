@@ -39,17 +39,19 @@ use datafusion::common::{DFSchema, Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::prelude::SessionContext;
 
-/// Registers [`UtcDayNumber`] and adds [`UtcDayCast`] to the session's
-/// optimizer rules.
+/// Registers [`UtcDayNumber`] and adds the rule that rewrites the cast
+/// into it (see the module documentation) to the session's optimizer.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(UtcDayNumber::new()));
-    ctx.add_optimizer_rule(Arc::new(UtcDayCast));
+    ctx.add_optimizer_rule(Arc::new(super::ExpressionRule {
+        name: "vitals_utc_day_cast",
+        rewrite,
+    }));
 }
 
 /// `vitals_utc_day_number(timestamp) -> BIGINT`: the days from 1970-01-01
@@ -148,30 +150,6 @@ fn day_numbers(a: &ArrayRef) -> Result<ArrayRef> {
         other => return exec_err!("{} takes a timestamp, got {other}", UtcDayNumber::NAME),
     };
     Ok(Arc::new(out))
-}
-
-/// Rewrites the cast of a UTC (or zone-less) timestamp to a date into
-/// integer division. See the module documentation.
-#[derive(Debug, Default)]
-pub struct UtcDayCast;
-
-impl OptimizerRule for UtcDayCast {
-    fn name(&self) -> &str {
-        "vitals_utc_day_cast"
-    }
-
-    fn apply_order(&self) -> Option<ApplyOrder> {
-        Some(ApplyOrder::BottomUp)
-    }
-
-    fn rewrite(
-        &self,
-        plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
-    ) -> Result<Transformed<LogicalPlan>> {
-        // A scan's pushed-down filters keep the cast (see above).
-        super::rewrite_node_expressions(plan, rewrite)
-    }
 }
 
 /// `CAST(t AS DATE)` → the day number of `t`, if `t` is a UTC timestamp.
