@@ -397,16 +397,19 @@ fn score_sql(s: &Score) -> String {
         "__raw AS (SELECT __entity, __period{keep_out}, {} FROM __members)",
         raws.join(", ")
     ));
+    // The arithmetic of the rows is `execute::score_arithmetic`: the same
+    // numbers as CASEs of `greatest`/`least`, `coalesce` and thresholds,
+    // in one pass over each column.
     let scores: Vec<String> = s
         .components
         .iter()
         .map(|c| {
-            let raw = ident(&format!("{}_raw", c.name));
             format!(
-                "CASE WHEN {raw} IS NULL THEN NULL ELSE greatest(0.0, least(100.0, 100.0 * (CAST({raw} AS DOUBLE) - ({bad})) / (({good}) - ({bad})))) END AS {}",
+                "vitals_score_scale(CAST({} AS DOUBLE), {}, {}) AS {}",
+                ident(&format!("{}_raw", c.name)),
+                float(c.bad),
+                float(c.good),
                 ident(&format!("{}_score", c.name)),
-                bad = number(c.bad),
-                good = number(c.good),
             )
         })
         .collect();
@@ -419,40 +422,24 @@ fn score_sql(s: &Score) -> String {
         .iter()
         .map(|c| {
             format!(
-                "coalesce({w} * {}, 0.0)",
+                "{}, {}",
                 ident(&format!("{}_score", c.name)),
-                w = float(c.weight)
-            )
-        })
-        .collect();
-    let weights: Vec<String> = s
-        .components
-        .iter()
-        .map(|c| {
-            format!(
-                "CASE WHEN {} IS NULL THEN 0.0 ELSE {w} END",
-                ident(&format!("{}_score", c.name)),
-                w = float(c.weight)
+                float(c.weight)
             )
         })
         .collect();
     ctes.push(format!(
-        "__total AS (SELECT *, CASE WHEN ({den}) = 0 THEN NULL ELSE round(({num}) / ({den}), 6) END AS __score FROM __scored)",
-        num = weighted.join(" + "),
-        den = weights.join(" + "),
+        "__total AS (SELECT *, round(vitals_weighted_mean({}), 6) AS __score FROM __scored)",
+        weighted.join(", "),
     ));
-    let mut band = "CASE WHEN __score IS NULL THEN NULL".to_string();
+    let mut band_args = vec!["__score".to_string()];
     for b in &s.bands {
-        match b.min {
-            Some(min) => band.push_str(&format!(
-                " WHEN __score >= {} THEN {}",
-                float(min),
-                super::literal(&b.name)
-            )),
-            None => band.push_str(&format!(" ELSE {}", super::literal(&b.name))),
+        if let Some(min) = b.min {
+            band_args.push(float(min));
         }
+        band_args.push(super::literal(&b.name));
     }
-    band.push_str(" END");
+    let band = format!("vitals_band({})", band_args.join(", "));
     let mut out = vec![
         format!("__entity AS {entity}"),
         format!("__period AS {}", ident(&s.time)),

@@ -19,6 +19,7 @@ pub mod ordered_first_last;
 pub mod pending;
 pub mod period_start;
 pub mod pool;
+pub mod score_arithmetic;
 pub mod session;
 pub mod single_phase_aggregates;
 pub mod sources;
@@ -41,7 +42,8 @@ pub use workdir::WorkDir;
 /// keeping rows in Arrow's row format ([`ordered_first_last`]), the day of
 /// a UTC timestamp by integer division ([`utc_day`]), and the first day of
 /// a DATE's week, month, quarter or year by integer arithmetic
-/// ([`period_start`]). Every session that runs catalog SQL (build, serve,
+/// ([`period_start`]), and the arithmetic of a score's rows without CASE
+/// ([`score_arithmetic`]). Every session that runs catalog SQL (build, serve,
 /// query) gets them all, so a query gives the same plan wherever it runs.
 pub fn register_exceptions(ctx: &datafusion::prelude::SessionContext) {
     distinct_count::register(ctx);
@@ -50,6 +52,7 @@ pub fn register_exceptions(ctx: &datafusion::prelude::SessionContext) {
     // Before utc_day: it would rewrite the cast that period_start matches.
     period_start::register(ctx);
     utc_day::register(ctx);
+    score_arithmetic::register(ctx);
 }
 
 /// What our physical optimizer rules share: `plan` with each node, from the
