@@ -71,12 +71,15 @@ impl Number {
     }
 }
 
-/// The rows of a call: the longest array argument's, or 1 for scalars.
-fn rows_of(args: &[ColumnarValue]) -> Option<usize> {
-    args.iter().find_map(|a| match a {
-        ColumnarValue::Array(a) => Some(a.len()),
-        ColumnarValue::Scalar(_) => None,
-    })
+/// The rows of a call (its array arguments all have as many), and whether
+/// every argument is a scalar (one row, returned as a scalar).
+fn rows_of(args: &[ColumnarValue]) -> (usize, bool) {
+    args.iter()
+        .find_map(|a| match a {
+            ColumnarValue::Array(a) => Some((a.len(), false)),
+            ColumnarValue::Scalar(_) => None,
+        })
+        .unwrap_or((1, true))
 }
 
 /// `array` as the call's result: a scalar when every argument was one.
@@ -88,9 +91,9 @@ fn result(array: ArrayRef, all_scalars: bool) -> Result<ColumnarValue> {
     })
 }
 
-/// `a >= b` in the total order
-/// DataFusion's `greatest` and `least` compare DOUBLEs by: -0.0 below 0.0,
-/// NaN above every number and a negative NaN below (0/0 is one).
+/// `a >= b` in the total order by which DataFusion's `greatest` and
+/// `least` compare DOUBLEs: -0.0 below 0.0, NaN above every number and a
+/// negative NaN (0/0 is one) below every number.
 fn at_least(a: f64, b: f64) -> bool {
     a.total_cmp(&b).is_ge()
 }
@@ -144,20 +147,17 @@ impl ScalarUDFImpl for Scale {
         let [raw, bad, good] = args.args.as_slice() else {
             return exec_err!("{} takes (raw, bad, good)", Self::NAME);
         };
-        let all_scalars = rows_of(&args.args).is_none();
-        let rows = rows_of(&args.args).unwrap_or(1);
+        let (rows, all_scalars) = rows_of(&args.args);
         let (raw, bad, good) = (
             Number::of(raw, Self::NAME)?,
             Number::of(bad, Self::NAME)?,
             Number::of(good, Self::NAME)?,
         );
-        let out: ArrayRef = match (&raw, bad.get(0), good.get(0)) {
+        let out: ArrayRef = match (&raw, &bad, &good) {
             // The form the score writes: a column and two literals, one pass
             // over the values that keeps the column's nulls.
-            (Number::Column(r), Some(b), Some(g))
-                if matches!((&bad, &good), (Number::Scalar(_), Number::Scalar(_))) =>
-            {
-                Arc::new(r.unary::<_, Float64Type>(|x| scaled(x, b, g)))
+            (Number::Column(r), Number::Scalar(Some(b)), Number::Scalar(Some(g))) => {
+                Arc::new(r.unary::<_, Float64Type>(|x| scaled(x, *b, *g)))
             }
             _ => Arc::new(Float64Array::from_iter(
                 (0..rows).map(|i| Some(scaled(raw.get(i)?, bad.get(i)?, good.get(i)?))),
@@ -205,8 +205,7 @@ impl ScalarUDFImpl for WeightedMean {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalars = rows_of(&args.args).is_none();
-        let rows = rows_of(&args.args).unwrap_or(1);
+        let (rows, all_scalars) = rows_of(&args.args);
         let numbers = args
             .args
             .iter()
@@ -302,8 +301,7 @@ impl ScalarUDFImpl for Band {
         let Some((score, rest)) = args.args.split_first() else {
             return exec_err!("{} takes a score first", Self::NAME);
         };
-        let all_scalars = rows_of(&args.args).is_none();
-        let rows = rows_of(&args.args).unwrap_or(1);
+        let (rows, all_scalars) = rows_of(&args.args);
         let score = Number::of(score, Self::NAME)?;
         let text = |v: &ColumnarValue| -> Result<Option<String>> {
             match v {
