@@ -23,6 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::catalog::{self, Catalog, Diagnostic, Diagnostics, ParamValue, TableKind, sql_text};
 use crate::compile::{self, ident};
 use crate::error::{Result, VitalsError};
+use crate::execute::entity_slices;
 use crate::execute::late_bound::LateBound;
 use crate::execute::pending::PendingModel;
 use crate::execute::{
@@ -65,6 +66,8 @@ pub struct Prepared {
     pub models: ModelStore,
     /// The plans of cached models, for the build's steps to run.
     pub planned: BTreeMap<String, PlannedModel>,
+    /// Population rows per slice of a score (`execute::entity_slices`).
+    pub score_slice_rows: u64,
 }
 
 /// A cached model's plan, and its place in the plans that read it.
@@ -383,6 +386,7 @@ pub async fn prepare(
             ModelStore::Views
         },
         planned: BTreeMap::new(),
+        score_slice_rows: session.score_slice_rows(),
     };
     // Plan every model, collecting every catalog error; a model that reads
     // a failed one is skipped rather than reported again.
@@ -513,18 +517,63 @@ async fn compute_model(
     let fail = |e: &dyn std::fmt::Display| VitalsError::data(&what, e);
     let step = progress.start("model", name);
     let schema = Arc::new(planned.df.schema().as_arrow().clone());
-    let stream = planned
-        .df
-        .clone()
-        .execute_stream()
-        .await
-        .map_err(|e| fail(&e))?;
+    let slices = score_slices(prepared, name, &[]).await?;
+    let slice_count = slices.len();
+    let stream = if slices.is_empty() {
+        planned.df.clone().execute_stream().await
+    } else {
+        entity_slices::sliced_stream(planned.df.clone(), slices)
+    }
+    .map_err(|e| fail(&e))?;
     let (rows, table) = cache
         .store(&prepared.ctx, name, &what, schema, stream)
         .await?;
     planned.pending.fill(table);
     let seconds = progress.finish(step, rows);
-    Ok(StepEntry::new(rows, seconds))
+    Ok(StepEntry::new(rows, seconds).in_slices(slice_count))
+}
+
+/// The slices of entities a score model is computed in, one query after
+/// the other (see `execute::entity_slices`): none unless `model` is a
+/// score whose population outgrows one slice and whose sources are laid
+/// out by its entity. Slices come one after the other, so a table that
+/// publishes the model stays sorted only if its order starts with the
+/// entity (`order_by`, empty for a model no table publishes as is).
+async fn score_slices(prepared: &Prepared, model: &str, order_by: &[String]) -> Result<Vec<Expr>> {
+    let catalog = &prepared.catalog;
+    let Some(catalog::MetricKind::Score(score)) = catalog
+        .model(model)
+        .and_then(|m| m.metric.as_deref())
+        .and_then(|m| catalog.metric(m))
+        .map(|m| &m.kind)
+    else {
+        return Ok(Vec::new());
+    };
+    if order_by.first().is_some_and(|first| *first != score.entity) {
+        return Ok(Vec::new());
+    }
+    // Models are computed by now (in memory or local files). Each slice
+    // reads the sources again: a large one must let it skip the other
+    // entities' row groups.
+    let laid_out = std::iter::once(&score.population)
+        .chain(score.components.iter().map(|c| &c.from))
+        .all(|relation| {
+            let report = prepared.sources.iter().find(|r| &r.name == relation);
+            match (catalog.source(relation), report) {
+                (Some(source), Some(report)) => {
+                    report.rows() <= entity_slices::SMALL_SOURCE_ROWS
+                        || report.clustered_on(source.file_column(&score.entity))
+                }
+                _ => true,
+            }
+        });
+    if !laid_out {
+        return Ok(Vec::new());
+    }
+    let rows = prepared.score_slice_rows;
+    entity_slices::slice_filters(&prepared.ctx, &score.population, &score.entity, rows)
+        .await
+        .map_err(|e| VitalsError::data(format!("model {model}: slices of {}", score.entity), e))
 }
 
 /// The bytes of the buffers of `batch` not already in `seen`. Batches of
@@ -808,7 +857,18 @@ async fn publish_model(
         .map_err(|e| fail(&e))?;
     let df = df?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let stream = df.execute_stream().await.map_err(|e| fail(&e))?;
+    let order_by = match prepared.catalog.table(table).map(|t| &t.kind) {
+        Some(TableKind::Model { order_by, .. }) => order_by.as_slice(),
+        _ => &[],
+    };
+    let slices = score_slices(prepared, model, order_by).await?;
+    let slice_count = slices.len();
+    let stream = if slices.is_empty() {
+        df.execute_stream().await
+    } else {
+        entity_slices::sliced_stream(df, slices)
+    }
+    .map_err(|e| fail(&e))?;
     // The model's readers get its batches with string views, as it was
     // planned; the files get plain strings (`plain_strings`). The casts
     // follow the stream's order: the table stays sorted.
@@ -841,7 +901,7 @@ async fn publish_model(
         files,
         seconds: StepEntry::round(seconds),
     };
-    Ok((StepEntry::new(rows, seconds), entry))
+    Ok((StepEntry::new(rows, seconds).in_slices(slice_count), entry))
 }
 
 /// `schema` with its string views as plain strings.

@@ -145,6 +145,13 @@ pub fn parse_bytes(s: &str) -> std::result::Result<usize, String> {
 pub fn session_options(memory_limit: Option<usize>) -> SessionOptions {
     SessionOptions {
         memory_limit,
+        // For measuring: a score's population rows per slice
+        // (`execute::entity_slices`); a number too large to reach turns
+        // slicing off; anything but a positive number keeps the default.
+        score_slice_rows: std::env::var("VITALS_SCORE_SLICE_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|rows: &u64| *rows > 0),
         ..Default::default()
     }
 }

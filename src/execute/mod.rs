@@ -13,6 +13,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 pub mod calendar;
 pub mod distinct_count;
+pub mod entity_slices;
 mod group_state;
 pub mod late_bound;
 pub mod ordered_first_last;

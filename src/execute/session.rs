@@ -26,6 +26,9 @@ pub struct SessionOptions {
     /// Bytes of model results a build keeps in memory (default: a quarter
     /// of the pool); the others go to local Parquet files.
     pub model_cache: Option<usize>,
+    /// Population rows per slice of a score computed in slices of its
+    /// entities (default [`super::entity_slices::ROWS_PER_SLICE`]).
+    pub score_slice_rows: Option<u64>,
 }
 
 impl SessionOptions {
@@ -38,6 +41,13 @@ impl SessionOptions {
     /// 0.5 GB); at 1M the large ones go to files.
     pub fn model_cache_size(&self) -> usize {
         self.model_cache.unwrap_or(self.pool_size() / 4)
+    }
+
+    /// Population rows per slice of a score (see `entity_slices`).
+    pub fn score_slice_rows(&self) -> u64 {
+        self.score_slice_rows
+            .unwrap_or(super::entity_slices::ROWS_PER_SLICE)
+            .max(1)
     }
 }
 

@@ -138,6 +138,7 @@ mod tests {
             memory_limit: None,
             target_partitions: Some(2),
             model_cache: None,
+            score_slice_rows: None,
         })
         .unwrap();
         let plain = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));

@@ -12,6 +12,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
@@ -43,6 +44,24 @@ pub struct SourceReport {
     /// None: the optional table is absent and was registered empty.
     pub location: Option<String>,
     pub files: usize,
+    /// The files' footers (row groups and their statistics).
+    pub footers: Vec<Arc<ParquetMetaData>>,
+}
+
+impl SourceReport {
+    /// Rows in the files, as their footers say.
+    pub fn rows(&self) -> u64 {
+        self.footers
+            .iter()
+            .map(|f| f.file_metadata().num_rows().max(0) as u64)
+            .sum()
+    }
+
+    /// Whether the files are laid out by `file_column`
+    /// (see [`super::entity_slices::clustered`]).
+    pub fn clustered_on(&self, file_column: &str) -> bool {
+        super::entity_slices::clustered(&self.footers, file_column)
+    }
 }
 
 /// A source's files: one Parquet file, or a folder of them.
@@ -59,6 +78,7 @@ struct SourceFile {
     /// Below the source's location, `/`-separated (Hive partitions show).
     relative: String,
     schema: Schema,
+    footer: Arc<ParquetMetaData>,
 }
 
 impl SourceLocations {
@@ -155,6 +175,7 @@ pub async fn register_all(
                     name: source.name.clone(),
                     location: Some(found.location.describe("")),
                     files: files.len(),
+                    footers: files.iter().map(|f| Arc::clone(&f.footer)).collect(),
                 };
                 (columns, report)
             }
@@ -182,6 +203,7 @@ pub async fn register_all(
                     name: source.name.clone(),
                     location: None,
                     files: 0,
+                    footers: Vec::new(),
                 };
                 (columns, report)
             }
@@ -331,7 +353,7 @@ async fn parquet_files(source: &Source, found: &Found) -> Result<Vec<SourceFile>
                 let name = location.describe(&relative);
                 // Reads the footer with ranged requests.
                 let reader = object_store::buffered::BufReader::new(store, &meta);
-                let schema = ParquetRecordBatchStreamBuilder::new(reader)
+                let builder = ParquetRecordBatchStreamBuilder::new(reader)
                     .await
                     .map_err(|e| {
                         VitalsError::Data(format!(
@@ -339,14 +361,12 @@ async fn parquet_files(source: &Source, found: &Found) -> Result<Vec<SourceFile>
                             source.name,
                             clean(&e.to_string())
                         ))
-                    })?
-                    .schema()
-                    .as_ref()
-                    .clone();
+                    })?;
                 Ok::<_, VitalsError>(SourceFile {
                     name,
                     relative,
-                    schema,
+                    schema: builder.schema().as_ref().clone(),
+                    footer: Arc::clone(builder.metadata()),
                 })
             }
         })

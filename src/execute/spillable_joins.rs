@@ -116,6 +116,7 @@ mod tests {
             memory_limit: limit,
             target_partitions: Some(2),
             model_cache: None,
+            score_slice_rows: None,
         })
         .unwrap();
         for (name, rows, step) in [("big", 200_000, 1), ("mid", 100_000, 2), ("tiny", 10, 1)] {

@@ -62,6 +62,10 @@ pub struct TableEntry {
 pub struct StepEntry {
     pub rows: u64,
     pub seconds: f64,
+    /// A score computed in slices of its entities, one query each
+    /// (`execute::entity_slices`): how many. Absent: one query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slices: Option<usize>,
 }
 
 impl StepEntry {
@@ -69,6 +73,15 @@ impl StepEntry {
         StepEntry {
             rows,
             seconds: StepEntry::round(seconds),
+            slices: None,
+        }
+    }
+
+    /// This step with the number of its slices, if it had more than one.
+    pub fn in_slices(self, slices: usize) -> StepEntry {
+        StepEntry {
+            slices: (slices > 1).then_some(slices),
+            ..self
         }
     }
 

@@ -24,9 +24,9 @@ fn vitals(args: &[&str]) -> Output {
 
 /// 20k generated customers: about 2M usage rows, and tables of over 200k
 /// rows, so that a 128 MB limit makes sorts and aggregates spill.
-const CUSTOMERS: usize = 20_000;
+pub(super) const CUSTOMERS: usize = 20_000;
 
-fn build(data: &Path, target: &Path, more: &[&str]) -> Output {
+pub(super) fn build(data: &Path, target: &Path, more: &[&str]) -> Output {
     let mut args = vec![
         "build".to_string(),
         "--data".into(),
@@ -42,7 +42,7 @@ fn build(data: &Path, target: &Path, more: &[&str]) -> Output {
 }
 
 /// A build that must succeed, with where it published.
-fn built(data: &Path, more: &[&str]) -> Built {
+pub(super) fn built(data: &Path, more: &[&str]) -> Built {
     let target = tempfile::tempdir().unwrap();
     let out = build(data, target.path(), more);
     assert!(
@@ -57,7 +57,7 @@ fn built(data: &Path, more: &[&str]) -> Built {
 }
 
 /// A published table, read with its files in the manifest's order.
-fn in_file_order(built: &Built, table: &str) -> RecordBatch {
+pub(super) fn in_file_order(built: &Built, table: &str) -> RecordBatch {
     let mut batches = Vec::new();
     for f in &built.manifest.tables[table].files {
         let file = std::fs::File::open(built.target.path().join(f)).unwrap();
@@ -75,7 +75,7 @@ fn in_file_order(built: &Built, table: &str) -> RecordBatch {
 /// A published table sorted on every column, text and dates before
 /// numbers: two builds that differ only in the last bits of a sum still
 /// line up row by row.
-async fn canonical(built: &Built, table: &str) -> RecordBatch {
+pub(super) async fn canonical(built: &Built, table: &str) -> RecordBatch {
     let df = built.session().await.table(table).await.unwrap();
     let (exact, floats): (Vec<_>, Vec<_>) = df
         .schema()
@@ -92,7 +92,7 @@ async fn canonical(built: &Built, table: &str) -> RecordBatch {
     concat_batches(&batches[0].schema(), &batches).unwrap()
 }
 
-fn same_values(table: &str, column: &str, a: &ArrayRef, b: &ArrayRef) {
+pub(super) fn same_values(table: &str, column: &str, a: &ArrayRef, b: &ArrayRef) {
     assert_eq!(a.data_type(), b.data_type(), "{table}.{column}");
     if a.data_type() == &DataType::Float64 {
         let (a, b) = (
@@ -114,6 +114,12 @@ fn same_values(table: &str, column: &str, a: &ArrayRef, b: &ArrayRef) {
 
 /// The rows of `table` are in (month, customer_id) order, file after file.
 fn in_month_customer_order(table: &str, batch: &RecordBatch) {
+    in_order(table, batch, false);
+}
+
+/// The rows of `table` are in (customer_id, month) order, file after file
+/// (`customer_first`), else in (month, customer_id) order.
+pub(super) fn in_order(table: &str, batch: &RecordBatch, customer_first: bool) {
     let month = batch
         .column_by_name("month")
         .unwrap()
@@ -127,7 +133,11 @@ fn in_month_customer_order(table: &str, batch: &RecordBatch) {
             (month.value(i - 1), customer.value(i - 1)),
             (month.value(i), customer.value(i)),
         );
-        assert!(before <= row, "{table} row {i}: {before:?} before {row:?}");
+        let ordered = match customer_first {
+            true => (before.1, before.0) <= (row.1, row.0),
+            false => before <= row,
+        };
+        assert!(ordered, "{table} row {i}: {before:?} before {row:?}");
     }
 }
 
@@ -159,9 +169,25 @@ async fn under_a_tight_memory_limit_a_build_spills_and_publishes_the_same_tables
     // is published in its order, with or without the limit.
     for table in ["customer_mrr_monthly", "customer_health"] {
         assert!(a.tables[table].rows > 200_000, "{table} is large enough");
-        in_month_customer_order(table, &in_file_order(&free, table));
-        in_month_customer_order(table, &in_file_order(&limited, table));
     }
+    in_month_customer_order(
+        "customer_mrr_monthly",
+        &in_file_order(&free, "customer_mrr_monthly"),
+    );
+    in_month_customer_order(
+        "customer_mrr_monthly",
+        &in_file_order(&limited, "customer_mrr_monthly"),
+    );
+    in_order(
+        "customer_health",
+        &in_file_order(&free, "customer_health"),
+        true,
+    );
+    in_order(
+        "customer_health",
+        &in_file_order(&limited, "customer_health"),
+        true,
+    );
 }
 
 #[tokio::test]

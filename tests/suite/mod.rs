@@ -15,5 +15,6 @@ mod remote;
 mod s3;
 mod seaweed;
 mod serve;
+mod slices;
 mod sources;
 mod worked_examples;

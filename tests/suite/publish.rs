@@ -41,6 +41,7 @@ async fn build_limited(
             // With a limit, no model is kept in memory: they all go
             // through local Parquet files.
             model_cache: memory_limit.map(|_| 0),
+            ..Default::default()
         },
         ..options(data, target)
     })
