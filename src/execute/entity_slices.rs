@@ -109,9 +109,9 @@ pub async fn slice_filters(
     Ok(filters)
 }
 
-/// The rows of `df` slice after slice: each slice's query starts when the
-/// one before has ended, so only one slice's hash tables exist at a time.
-/// Every slice is planned before the first runs.
+/// The rows of `df` slice after slice: each slice's query is optimized and
+/// started when the one before has ended, so only one slice's hash tables
+/// exist at a time.
 pub fn sliced_stream(df: DataFrame, filters: Vec<Expr>) -> Result<SendableRecordBatchStream> {
     let schema = Arc::new(df.schema().as_arrow().clone());
     let frames = filters
