@@ -519,12 +519,9 @@ async fn compute_model(
     let schema = Arc::new(planned.df.schema().as_arrow().clone());
     let slices = score_slices(prepared, name, &[]).await?;
     let slice_count = slices.len();
-    let stream = if slices.is_empty() {
-        planned.df.clone().execute_stream().await
-    } else {
-        entity_slices::sliced_stream(planned.df.clone(), slices)
-    }
-    .map_err(|e| fail(&e))?;
+    let stream = entity_slices::sliced_stream(planned.df.clone(), slices)
+        .await
+        .map_err(|e| fail(&e))?;
     let (rows, table) = cache
         .store(&prepared.ctx, name, &what, schema, stream)
         .await?;
@@ -863,12 +860,9 @@ async fn publish_model(
     };
     let slices = score_slices(prepared, model, order_by).await?;
     let slice_count = slices.len();
-    let stream = if slices.is_empty() {
-        df.execute_stream().await
-    } else {
-        entity_slices::sliced_stream(df, slices)
-    }
-    .map_err(|e| fail(&e))?;
+    let stream = entity_slices::sliced_stream(df, slices)
+        .await
+        .map_err(|e| fail(&e))?;
     // The model's readers get its batches with string views, as it was
     // planned; the files get plain strings (`plain_strings`). The casts
     // follow the stream's order: the table stays sorted.

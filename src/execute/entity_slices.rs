@@ -76,8 +76,8 @@ pub async fn slice_filters(
     }
     // The first entity of each of `slices` equal runs of distinct
     // entities: a population has several rows per entity (one per period).
-    let e = super::super::compile::ident(entity);
-    let p = super::super::compile::ident(population);
+    let e = crate::compile::ident(entity);
+    let p = crate::compile::ident(population);
     let sql = format!(
         "SELECT min(e) AS lo FROM (SELECT e, ntile({slices}) OVER (ORDER BY e) AS t \
          FROM (SELECT DISTINCT {e} AS e FROM {p} WHERE {e} IS NOT NULL)) GROUP BY t ORDER BY lo"
@@ -111,8 +111,11 @@ pub async fn slice_filters(
 
 /// The rows of `df` slice after slice: each slice's query is optimized and
 /// started when the one before has ended, so only one slice's hash tables
-/// exist at a time.
-pub fn sliced_stream(df: DataFrame, filters: Vec<Expr>) -> Result<SendableRecordBatchStream> {
+/// exist at a time. Without filters, `df`'s one query.
+pub async fn sliced_stream(df: DataFrame, filters: Vec<Expr>) -> Result<SendableRecordBatchStream> {
+    if filters.is_empty() {
+        return df.execute_stream().await;
+    }
     let schema = Arc::new(df.schema().as_arrow().clone());
     let frames = filters
         .into_iter()
@@ -286,6 +289,7 @@ mod tests {
         }
         // The stream of all slices is the same rows.
         let streamed: usize = sliced_stream(df, filters)
+            .await
             .unwrap()
             .try_collect::<Vec<_>>()
             .await
