@@ -5,11 +5,14 @@
 //! ```text
 //! grid      periods x members  UNION ALL  periods x (NULL for totals, members)
 //! s<i>      one aggregate per (model, time column, filter): by period and
-//!           members, UNION ALL by period and the untotalled members
+//!           members, and by period and the untotalled members
 //! l0        grid LEFT JOIN every s<i>; empty cells get the metric's fill
 //! l1..ln    ratio and derived metrics, a layer per dependency depth
 //! ```
-//! Totals are aggregated from the rows, never added up from the members.
+//! Totals count every row: sums, counts, minima and maxima combine the
+//! per-day aggregates of all members (GROUPING SETS over one scan), other
+//! aggregates run over the rows again (UNION ALL). Ratio and derived
+//! metrics are never added up from the members.
 //!
 //! A table with several period types (`month`, `quarter`, `trailing_12m`)
 //! stacks one such pipeline per type: simple metrics are recomputed from
@@ -175,17 +178,20 @@ impl Pipeline<'_> {
             .collect()
     }
 
-    /// A branch of simple metrics in two steps (see `rollup`): the rows
-    /// aggregated per day and kept dimensions, then the days combined per
-    /// `period` (an expression of `__pre.__day`, after `join`).
+    /// Simple metrics in two steps (see `rollup`): the rows aggregated per
+    /// day and member of every dimension, then the days combined per
+    /// `period` (an expression of `__pre.__day`, after `join`) for each
+    /// total pattern at once (GROUPING SETS). Members split the rows (a
+    /// row without one is `unknown`), so a total combines the same rows as
+    /// its members, and the model is scanned once instead of once per
+    /// pattern.
     #[allow(clippy::too_many_arguments)]
     fn two_steps(
         &self,
         time: &str,
         from: &str,
         where_clause: &str,
-        by: &str,
-        keep: &[bool],
+        patterns: &[Vec<bool>],
         members: &[&Metric],
         aggs: &[String],
         combiners: &[&str],
@@ -197,14 +203,49 @@ impl Pipeline<'_> {
             .zip(combiners)
             .map(|(m, c)| format!("{c}(__pre.{0}) AS {0}", ident(&m.name)))
             .collect();
+        let every = vec![true; self.dims.len()];
+        let inner_by: Vec<String> = (1..=self.dims.len() + 1).map(|n| n.to_string()).collect();
+        let outer_by = match patterns {
+            [keep] => std::iter::once(period.to_string())
+                .chain(self.kept(keep, "__pre."))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => {
+                let sets: Vec<String> = patterns
+                    .iter()
+                    .map(|keep| {
+                        let set: Vec<String> = std::iter::once(period.to_string())
+                            .chain(self.kept(keep, "__pre."))
+                            .collect();
+                        format!("({})", set.join(", "))
+                    })
+                    .collect();
+                format!("GROUPING SETS ({})", sets.join(", "))
+            }
+        };
+        // With one pattern, the dimensions it totals over are NULL; with
+        // several, GROUPING SETS leaves out each set's missing ones.
+        let outer_dims = match patterns {
+            [keep] => self.dimension_columns(keep, &|d: &str| format!("__pre.{d}")),
+            _ => self.dimension_columns(&every, &|d: &str| format!("__pre.{d}")),
+        };
         format!(
-            "SELECT {period} AS period{}, {} FROM (SELECT CAST({time} AS DATE) AS __day{}, {} \
-             FROM {from}{where_clause} GROUP BY {by}) __pre{join} GROUP BY {by}",
-            self.dimension_columns(keep, &|d: &str| format!("__pre.{d}")),
+            "SELECT {period} AS period{outer_dims}, {} FROM (SELECT CAST({time} AS DATE) AS __day{}, {} \
+             FROM {from}{where_clause} GROUP BY {}) __pre{join} GROUP BY {outer_by}",
             combined.join(", "),
-            self.dimension_columns(keep, &|d: &str| Self::member(d)),
+            self.dimension_columns(&every, &|d: &str| Self::member(d)),
             aggs.join(", "),
+            inner_by.join(", "),
         )
+    }
+
+    /// The dimensions `keep` keeps, each after `prefix`.
+    fn kept<'a>(&'a self, keep: &'a [bool], prefix: &'a str) -> impl Iterator<Item = String> + 'a {
+        self.dims
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(move |(d, _)| format!("{prefix}{d}"))
     }
 
     fn run(
@@ -326,44 +367,64 @@ impl Pipeline<'_> {
                     interval(g, n - 1),
                 )
             };
-            let branches: Vec<String> = self
-                .patterns()
-                .iter()
-                .map(|keep| {
-                    // GROUP BY positions: the period, then the kept dimensions.
-                    let by: String = std::iter::once(1)
-                        .chain(keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i + 2))
-                        .map(|n| n.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let from = ident(model);
-                    match (periods, &combiners) {
-                        // Two steps: per day (a few thousand rows at most),
-                        // then per period or window. Besides the window's
-                        // copies, this saves cutting every row to its
-                        // period: date_trunc goes through chrono per value.
-                        (Periods::Grain(g), Some(combiners)) if g != Grain::Day => {
-                            self.two_steps(&t, &from, &where_clause, &by, keep, members, &aggs, combiners, &period_of(g, "__pre.__day"), "")
+            let patterns = self.patterns();
+            let from = ident(model);
+            // Two steps: per day (a few thousand rows at most), then per
+            // period or window. Besides the window's copies, this saves
+            // cutting every row to its period: date_trunc goes through
+            // chrono per value.
+            let combined_per = match (periods, &combiners) {
+                (Periods::Grain(g), Some(c)) if g != Grain::Day => {
+                    Some((c, period_of(g, "__pre.__day"), String::new()))
+                }
+                (Periods::Trailing(n, g), Some(c)) => Some((
+                    c,
+                    "__w.period".to_string(),
+                    window(g, n, &period_of(g, "__pre.__day")),
+                )),
+                _ => None,
+            };
+            let two_steps = combined_per.map(|(combiners, period, join)| {
+                self.two_steps(
+                    &t,
+                    &from,
+                    &where_clause,
+                    &patterns,
+                    members,
+                    &aggs,
+                    combiners,
+                    &period,
+                    &join,
+                )
+            });
+            let branches: Vec<String> = match two_steps {
+                Some(sql) => vec![sql],
+                None => patterns
+                    .iter()
+                    .map(|keep| {
+                        // GROUP BY positions: the period, then the kept dimensions.
+                        let by: String = std::iter::once(1)
+                            .chain(keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i + 2))
+                            .map(|n| n.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        match periods {
+                            Periods::Grain(g) => format!(
+                                "SELECT {} AS period{}, {} FROM {from}{where_clause} GROUP BY {by}",
+                                period_of(g, &t),
+                                self.dimension_columns(keep, &|d: &str| Self::member(d)),
+                                aggs.join(", "),
+                            ),
+                            Periods::Trailing(n, g) => format!(
+                                "SELECT __w.period AS period{}, {} FROM {from}{}{where_clause} GROUP BY {by}",
+                                self.dimension_columns(keep, &|d: &str| Self::member(d)),
+                                aggs.join(", "),
+                                window(g, n, &period_of(g, &t)),
+                            ),
                         }
-                        (Periods::Trailing(n, g), Some(combiners)) => {
-                            let join = window(g, n, &period_of(g, "__pre.__day"));
-                            self.two_steps(&t, &from, &where_clause, &by, keep, members, &aggs, combiners, "__w.period", &join)
-                        }
-                        (Periods::Grain(g), _) => format!(
-                            "SELECT {} AS period{}, {} FROM {from}{where_clause} GROUP BY {by}",
-                            period_of(g, &t),
-                            self.dimension_columns(keep, &|d: &str| Self::member(d)),
-                            aggs.join(", "),
-                        ),
-                        (Periods::Trailing(n, g), None) => format!(
-                            "SELECT __w.period AS period{}, {} FROM {from}{}{where_clause} GROUP BY {by}",
-                            self.dimension_columns(keep, &|d: &str| Self::member(d)),
-                            aggs.join(", "),
-                            window(g, n, &period_of(g, &t)),
-                        ),
-                    }
-                })
-                .collect();
+                    })
+                    .collect(),
+            };
             self.ctes.push(format!(
                 "{prefix}s{i} AS ({})",
                 branches.join(" UNION ALL ")

@@ -233,6 +233,82 @@ async fn example_3_lifetime_value_and_cac() {
     assert_eq!(unknown, Some(1500.0));
 }
 
+/// Spend of a segment no customer has, and shared spend of a month without
+/// new customers, are in the total row only (metrics.md, "Unit
+/// economics"): a total counts every row, also those whose member is not
+/// in the grid, in every period type.
+#[tokio::test]
+async fn totals_hold_spend_outside_the_segments() {
+    let data = Data::new();
+    data.subscriptions(&[
+        sub("s1", "c1", "2025-01-01", None, 100.0),
+        sub("s2", "c2", "2025-01-01", None, 50.0),
+    ]);
+    data.customers(&[("c1", Some("SMB")), ("c2", Some("Enterprise"))]);
+    data.table(
+        "acquisition_spend",
+        vec![
+            (
+                "month",
+                Col::Date(vec![
+                    Some("2025-01-01"),
+                    Some("2025-01-15"),
+                    Some("2025-01-20"),
+                    Some("2025-02-01"),
+                ]),
+            ),
+            (
+                "segment",
+                Col::Text(vec![
+                    Some("SMB"),
+                    Some("Partners"),
+                    Some("Enterprise"),
+                    None,
+                ]),
+            ),
+            (
+                "amount",
+                Col::Num(vec![Some(100.0), Some(40.0), Some(60.0), Some(7.0)]),
+            ),
+        ],
+    );
+    let built = build(&data, "2025-02-28").await;
+    let rows = |t: &str, p: &str| {
+        format!(
+            "SELECT coalesce(segment, '<total>'), spend, new_customers FROM unit_economics \
+             WHERE period_type = '{t}' AND period = DATE '{p}' ORDER BY segment NULLS LAST"
+        )
+    };
+    assert_eq!(
+        built.rows(&rows("month", "2025-01-01")).await,
+        [
+            ["Enterprise", "60.0", "1"],
+            ["SMB", "100.0", "1"],
+            ["<total>", "200.0", "2"]
+        ]
+    );
+    // February has no new customer: its shared spend is unallocated.
+    assert_eq!(
+        built.rows(&rows("month", "2025-02-01")).await,
+        [
+            ["Enterprise", "0.0", "0"],
+            ["SMB", "0.0", "0"],
+            ["<total>", "7.0", "0"]
+        ]
+    );
+    for (t, p) in [("quarter", "2025-01-01"), ("trailing_12m", "2025-02-01")] {
+        assert_eq!(
+            built.rows(&rows(t, p)).await,
+            [
+                ["Enterprise", "60.0", "1"],
+                ["SMB", "100.0", "1"],
+                ["<total>", "207.0", "2"]
+            ],
+            "{t}"
+        );
+    }
+}
+
 /// Example 5: NPS from 10 responses 10, 9, 9, 8, 7, 6, 5, 10, 3, 9: 5
 /// promoters, 2 passives, 3 detractors, NPS = 20.
 #[tokio::test]
