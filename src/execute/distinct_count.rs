@@ -11,9 +11,10 @@
 //!
 //! [`Count`] is the built-in `count` with one change: `count(DISTINCT x)`
 //! over text (Utf8, LargeUtf8, Utf8View) or dates has a groups accumulator.
-//! Each group's distinct values are a chain of small entries (their bytes
-//! in one arena), searched in place while the group is small; a large
-//! group moves to a hash table (see [`SMALL`]). A first version kept every
+//! Each group's distinct values are a chain of small entries (a short
+//! value inside its entry, a long one's bytes in an arena), searched in
+//! place while the group is small; a large group moves to a hash table
+//! (see [`SMALL`], [`Key`]). A first version kept every
 //! (group, value) pair in one hash table: a cache miss per row, slower than
 //! the three GROUP BYs at 1M customers. Its partial state is the built-in's
 //! (a list of the group's distinct values), so partial and final phases,
@@ -25,7 +26,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Date32Array, Date64Array,
-    GenericStringArray, Int64Array, LargeStringArray, ListArray, StringArray, StringViewArray,
+    GenericStringArray, Int64Array, LargeStringBuilder, ListArray, StringBuilder, StringViewArray,
+    StringViewBuilder,
 };
 use datafusion::arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::compute::filter;
@@ -161,8 +163,8 @@ impl Kind {
         }
     }
 
-    /// An array of this type holding `values` (as kept) in order.
-    fn array<'v>(&self, values: impl Iterator<Item = &'v [u8]>) -> Result<ArrayRef> {
+    /// An array of this type holding the values `taken`, in order.
+    fn array(&self, taken: &Taken) -> Result<ArrayRef> {
         fn text(bytes: &[u8]) -> Result<&str> {
             std::str::from_utf8(bytes).or_else(|e| exec_err!("count(DISTINCT): {e}"))
         }
@@ -171,25 +173,34 @@ impl Kind {
                 .try_into()
                 .or_else(|_| exec_err!("count(DISTINCT): a date of {} bytes", bytes.len()))
         }
+        let n = taken.keys.len();
         Ok(match self {
-            Kind::Text(data_type) => {
-                let texts = values.map(text).collect::<Result<Vec<_>>>()?;
-                match data_type {
-                    DataType::Utf8 => Arc::new(StringArray::from_iter_values(texts)),
-                    DataType::LargeUtf8 => Arc::new(LargeStringArray::from_iter_values(texts)),
-                    _ => Arc::new(StringViewArray::from_iter_values(texts)),
-                }
+            Kind::Text(DataType::Utf8) => {
+                let mut b = StringBuilder::with_capacity(n, 0);
+                taken.for_each_value(|v| text(v).map(|t| b.append_value(t)))?;
+                Arc::new(b.finish())
             }
-            Kind::Date32 => Arc::new(Date32Array::from(
-                values
-                    .map(|v| number::<4>(v).map(i32::from_le_bytes))
-                    .collect::<Result<Vec<_>>>()?,
-            )),
-            Kind::Date64 => Arc::new(Date64Array::from(
-                values
-                    .map(|v| number::<8>(v).map(i64::from_le_bytes))
-                    .collect::<Result<Vec<_>>>()?,
-            )),
+            Kind::Text(DataType::LargeUtf8) => {
+                let mut b = LargeStringBuilder::with_capacity(n, 0);
+                taken.for_each_value(|v| text(v).map(|t| b.append_value(t)))?;
+                Arc::new(b.finish())
+            }
+            Kind::Text(_) => {
+                let mut b = StringViewBuilder::with_capacity(n);
+                taken.for_each_value(|v| text(v).map(|t| b.append_value(t)))?;
+                Arc::new(b.finish())
+            }
+            Kind::Date32 => {
+                let mut days = Vec::with_capacity(n);
+                taken
+                    .for_each_value(|v| number::<4>(v).map(|d| days.push(i32::from_le_bytes(d))))?;
+                Arc::new(Date32Array::from(days))
+            }
+            Kind::Date64 => {
+                let mut ms = Vec::with_capacity(n);
+                taken.for_each_value(|v| number::<8>(v).map(|d| ms.push(i64::from_le_bytes(d))))?;
+                Arc::new(Date64Array::from(ms))
+            }
         })
     }
 }
@@ -233,19 +244,110 @@ impl<'a> Column<'a> {
     }
 }
 
-/// One distinct (group, value) pair; the value's bytes are in the arena.
-/// 20 bytes: at 1M customers the health score keeps ~60M of them.
+/// One distinct (group, value) pair. 24 bytes: at 1M customers the
+/// health score keeps ~60M of them (in slices since `entity_slices`).
+#[derive(Clone, Copy)]
 struct Entry {
-    /// The value's hash (without the group), its low 32 bits.
-    hash: u32,
-    start: u32,
-    len: u32,
+    key: Key,
     /// The group's previous entry, or `NONE`.
     next: u32,
     group: u32,
 }
 
 const NONE: u32 = u32::MAX;
+
+/// A value as kept in its entry. One of up to [`SHORT`] bytes (a date, an
+/// id, a feature name: every value of the health score) is its bytes, then
+/// its length in the last byte: equal keys are equal values, so a set is
+/// searched by comparing two words, without hashing the value or reading
+/// it elsewhere. A longer value's bytes are in the arena; its key holds
+/// where, its length and its hash, and [`LONG`] in the last byte.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct Key {
+    /// Bytes 0..8.
+    lo: u64,
+    /// Bytes 8..16; the last is the length (or `LONG`).
+    hi: u64,
+}
+
+const SHORT: usize = 15;
+const LONG: u64 = 0xFF;
+
+impl Key {
+    /// The key of a short value, read with whole-word loads (a copy of a
+    /// variable length was a call to memcpy per row).
+    #[inline]
+    fn short(value: &[u8]) -> Option<Key> {
+        let n = value.len();
+        let word = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
+        let half = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                value[at..at + 4].try_into().expect("4 bytes"),
+            ))
+        };
+        // Overlapping loads put the same bytes in the same places.
+        let (lo, hi) = match n {
+            0..4 => (
+                value
+                    .iter()
+                    .rev()
+                    .fold(0u64, |acc, &b| acc << 8 | u64::from(b)),
+                0,
+            ),
+            4..8 => (half(0) | half(n - 4) << (8 * (n - 4)), 0),
+            8 => (word(0), 0),
+            9..=SHORT => (word(0), word(n - 8) >> (8 * (16 - n))),
+            _ => return None,
+        };
+        Some(Key {
+            lo,
+            hi: hi | (n as u64) << 56,
+        })
+    }
+
+    fn long(start: u32, len: u32, hash: u32) -> Key {
+        Key {
+            lo: u64::from(start) | u64::from(len) << 32,
+            hi: u64::from(hash) | LONG << 56,
+        }
+    }
+
+    fn is_long(&self) -> bool {
+        self.hi >> 56 == LONG
+    }
+
+    /// For a long value: where its bytes are in the arena.
+    fn span(&self) -> Option<std::ops::Range<usize>> {
+        self.is_long().then(|| {
+            let start = (self.lo & 0xFFFF_FFFF) as usize;
+            start..start + (self.lo >> 32) as usize
+        })
+    }
+
+    /// The value's hash (without the group): a short value's from its
+    /// key, a long one's as kept.
+    #[inline]
+    fn hash(&self) -> u32 {
+        if self.is_long() {
+            return self.hi as u32;
+        }
+        let x = (self.lo.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.hi)
+            .wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        (x >> 32) as u32
+    }
+
+    /// The value's bytes: from the key into `buf`, or in `arena`.
+    fn bytes<'a>(&self, arena: &'a [u8], buf: &'a mut [u8; 16]) -> &'a [u8] {
+        match self.span() {
+            Some(span) => &arena[span],
+            None => {
+                buf[..8].copy_from_slice(&self.lo.to_le_bytes());
+                buf[8..].copy_from_slice(&self.hi.to_le_bytes());
+                &buf[..(self.hi >> 56) as usize]
+            }
+        }
+    }
+}
 
 /// Up to this many values a group's set is searched by walking its chain
 /// of entries, which were appended together when rows arrive grouped (as
@@ -258,6 +360,7 @@ const SMALL: i64 = 16;
 #[derive(Default)]
 struct DistinctSets {
     entries: Vec<Entry>,
+    /// The bytes of the values longer than [`SHORT`].
     arena: Vec<u8>,
     /// Per group: its latest entry, or `NONE`.
     heads: Vec<u32>,
@@ -280,62 +383,79 @@ impl DistinctSets {
         self.counts.resize(groups, 0);
     }
 
-    fn bytes(&self, e: &Entry) -> &[u8] {
-        &self.arena[e.start as usize..(e.start + e.len) as usize]
+    /// Adds `value` to `group`'s set; counts it when it is new.
+    #[inline]
+    fn insert(&mut self, group: usize, value: &[u8]) -> Result<()> {
+        if let Some(key) = Key::short(value) {
+            if !self.contains(group, |e| e.key == key, || key.hash()) {
+                self.push(group, key)?;
+            }
+            return Ok(());
+        }
+        let hash = self.hasher.hash_one(value) as u32;
+        let arena = &self.arena;
+        let same = |e: &Entry| {
+            e.key
+                .span()
+                .is_some_and(|span| e.key.hash() == hash && &arena[span] == value)
+        };
+        if !self.contains(group, same, || hash) {
+            self.push_long(group, value, hash)?;
+        }
+        Ok(())
     }
 
-    /// Adds `value` to `group`'s set; counts it when it is new.
-    fn insert(&mut self, group: usize, value: &[u8]) -> Result<()> {
-        let hash = self.hasher.hash_one(value) as u32;
+    /// Whether `group`'s set has an entry that is the `same` value, whose
+    /// hash is `hash()` (computed only for a large group).
+    #[inline]
+    fn contains(
+        &self,
+        group: usize,
+        same: impl Fn(&Entry) -> bool,
+        hash: impl FnOnce() -> u32,
+    ) -> bool {
         if self.counts[group] <= SMALL {
             let mut i = self.heads[group];
             while i != NONE {
                 let e = &self.entries[i as usize];
-                if e.hash == hash && self.bytes(e) == value {
-                    return Ok(());
+                if same(e) {
+                    return true;
                 }
                 i = e.next;
             }
-        } else {
-            let group32 = group as u32;
-            let Self {
-                entries,
-                arena,
-                large,
-                ..
-            } = self;
-            let found = large.find(pair_hash(hash, group32), |&j| {
-                let e = &entries[j as usize];
-                e.group == group32
-                    && e.hash == hash
-                    && &arena[e.start as usize..(e.start + e.len) as usize] == value
-            });
-            if found.is_some() {
-                return Ok(());
-            }
+            return false;
         }
-        self.append(group, value, hash)
+        let group32 = group as u32;
+        self.large
+            .find(pair_hash(hash(), group32), |&j| {
+                let e = &self.entries[j as usize];
+                e.group == group32 && same(e)
+            })
+            .is_some()
+    }
+
+    /// Adds a long value known to be new to `group`'s set: its bytes go to
+    /// the arena.
+    fn push_long(&mut self, group: usize, value: &[u8], hash: u32) -> Result<()> {
+        let (Ok(start), Ok(len), Ok(_)) = (
+            u32::try_from(self.arena.len()),
+            u32::try_from(value.len()),
+            u32::try_from(self.arena.len() + value.len()),
+        ) else {
+            return too_many();
+        };
+        self.arena.extend_from_slice(value);
+        self.push(group, Key::long(start, len, hash))
     }
 
     /// Adds a value known to be new to `group`'s set.
-    fn append(&mut self, group: usize, value: &[u8], hash: u32) -> Result<()> {
-        let (Ok(group32), Ok(len), Ok(index), Ok(start)) = (
-            u32::try_from(group),
-            u32::try_from(value.len()),
-            u32::try_from(self.entries.len()),
-            u32::try_from(self.arena.len() + value.len()),
-        ) else {
-            return exec_err!(
-                "count(DISTINCT): over 2^32 groups, values or bytes of values in one partition; \
-                 more partitions (DATAFUSION_EXECUTION_TARGET_PARTITIONS) split them"
-            );
+    fn push(&mut self, group: usize, key: Key) -> Result<()> {
+        let (Ok(group32), Ok(index)) = (u32::try_from(group), u32::try_from(self.entries.len()))
+        else {
+            return too_many();
         };
-        let start = start - len;
-        self.arena.extend_from_slice(value);
         self.entries.push(Entry {
-            hash,
-            start,
-            len,
+            key,
             next: self.heads[group],
             group: group32,
         });
@@ -344,18 +464,18 @@ impl DistinctSets {
         let Self { entries, large, .. } = self;
         let rehash = |&j: &u32| {
             let e = &entries[j as usize];
-            pair_hash(e.hash, e.group)
+            pair_hash(e.key.hash(), e.group)
         };
         if self.counts[group] == SMALL + 1 {
             // The group becomes large: all its entries go to the table.
             let mut i = index;
             while i != NONE {
                 let e = &entries[i as usize];
-                large.insert_unique(pair_hash(e.hash, group32), i, rehash);
+                large.insert_unique(pair_hash(e.key.hash(), group32), i, rehash);
                 i = e.next;
             }
         } else if self.counts[group] > SMALL + 1 {
-            large.insert_unique(pair_hash(hash, group32), index, rehash);
+            large.insert_unique(pair_hash(key.hash(), group32), index, rehash);
         }
         Ok(())
     }
@@ -367,8 +487,8 @@ impl DistinctSets {
         }
     }
 
-    /// Takes the first `n` groups out: their counts, and where their values
-    /// are in group order. The other groups are renumbered from 0.
+    /// Takes the first `n` groups out: their counts, and their values in
+    /// group order. The other groups are renumbered from 0.
     fn take_first(&mut self, n: usize) -> Result<Taken> {
         let old = std::mem::take(self);
         self.hasher = old.hasher.clone();
@@ -379,14 +499,16 @@ impl DistinctSets {
             cursor.push(total);
             total += c as usize;
         }
-        let mut slots = vec![(0u32, 0u32); total];
+        let mut keys = vec![Key::default(); total];
         for e in &old.entries {
             let group = e.group as usize;
             if group < n {
-                slots[cursor[group]] = (e.start, e.len);
+                keys[cursor[group]] = e.key;
                 cursor[group] += 1;
+            } else if let Some(span) = e.key.span() {
+                self.push_long(group - n, &old.arena[span], e.key.hash())?;
             } else {
-                self.append(group - n, old.bytes(e), e.hash)?;
+                self.push(group - n, e.key)?;
             }
         }
         let mut counts = old.counts;
@@ -394,7 +516,7 @@ impl DistinctSets {
         Ok(Taken {
             counts,
             arena: old.arena,
-            slots,
+            keys,
         })
     }
 
@@ -407,19 +529,29 @@ impl DistinctSets {
     }
 }
 
+fn too_many<T>() -> Result<T> {
+    exec_err!(
+        "count(DISTINCT): over 2^32 groups, values or bytes of values in one partition; \
+         more partitions (DATAFUSION_EXECUTION_TARGET_PARTITIONS) split them"
+    )
+}
+
 /// Groups taken out of a [`DistinctSets`]: their counts, and their values
-/// in group order as (start, len) in `arena`.
+/// in group order (long ones in `arena`).
 struct Taken {
     counts: Vec<i64>,
     arena: Vec<u8>,
-    slots: Vec<(u32, u32)>,
+    keys: Vec<Key>,
 }
 
 impl Taken {
-    fn values(&self) -> impl Iterator<Item = &[u8]> {
-        self.slots
-            .iter()
-            .map(|&(start, len)| &self.arena[start as usize..(start + len) as usize])
+    /// Calls `each` with every value, in order.
+    fn for_each_value(&self, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let mut buf = [0u8; 16];
+        for k in &self.keys {
+            each(k.bytes(&self.arena, &mut buf))?;
+        }
+        Ok(())
     }
 }
 
@@ -484,7 +616,7 @@ impl GroupsAccumulator for DistinctCounts {
             };
             offsets.push(next);
         }
-        let values = self.kind.array(taken.values())?;
+        let values = self.kind.array(&taken)?;
         let list = ListArray::try_new(
             self.list_field(),
             OffsetBuffer::new(ScalarBuffer::from(offsets)),
@@ -557,6 +689,8 @@ mod tests {
     use datafusion::arrow::datatypes::Schema;
     use datafusion::arrow::record_batch::RecordBatch;
     use datafusion::datasource::MemTable;
+
+    use datafusion::arrow::array::StringArray;
 
     use super::super::test_rows::{Lcg, printed};
     use super::*;
@@ -668,6 +802,57 @@ mod tests {
             counts(merged.evaluate(EmitTo::All).expect("evaluate")),
             expected(&rows, 20)
         );
+    }
+
+    /// Values kept in their key and values kept in the arena, the empty
+    /// text, and values that differ only in length or by a trailing zero
+    /// byte are told apart, in small and large groups, directly and
+    /// through state, emit-first and merge.
+    #[test]
+    fn short_and_long_values_are_told_apart() {
+        let fixed = [
+            "",
+            "a",
+            "a\0",
+            "abcdefghijklmn",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnop\0",
+        ];
+        let mut r = Lcg(23);
+        let rows: Vec<(usize, Option<String>, bool)> = (0..6000)
+            .map(|_| {
+                let group = r.next(6) as usize;
+                let value = if group == 5 {
+                    // Hundreds of values, short and long: a large group.
+                    format!("{}{}", "x".repeat(r.next(30) as usize), r.next(20))
+                } else {
+                    fixed[r.next(fixed.len() as u64) as usize].to_string()
+                };
+                (group, Some(value), true)
+            })
+            .collect();
+        let want = expected(&rows, 6);
+        assert!(want[5] > SMALL, "{want:?}");
+        for kind in [DataType::Utf8, DataType::Utf8View] {
+            let mut acc = DistinctCounts::new(Kind::of(&kind).expect("text"));
+            for chunk in rows.chunks(1000) {
+                let (values, groups, _) = batch(chunk, &kind);
+                acc.update_batch(&[values], &groups, None, 6)
+                    .expect("update");
+            }
+            let mut merged = DistinctCounts::new(Kind::of(&kind).expect("text"));
+            let first = acc.state(EmitTo::First(2)).expect("state");
+            merged.merge_batch(&first, &[0, 1], 6).expect("merge");
+            let rest = acc.state(EmitTo::All).expect("state");
+            merged.merge_batch(&rest, &[2, 3, 4, 5], 6).expect("merge");
+            assert_eq!(
+                counts(merged.evaluate(EmitTo::All).expect("evaluate")),
+                want,
+                "{kind}"
+            );
+        }
     }
 
     #[test]
