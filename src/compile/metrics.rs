@@ -205,30 +205,22 @@ impl Pipeline<'_> {
             .collect();
         let every = vec![true; self.dims.len()];
         let inner_by: Vec<String> = (1..=self.dims.len() + 1).map(|n| n.to_string()).collect();
-        let outer_by = match patterns {
-            [keep] => std::iter::once(period.to_string())
-                .chain(self.kept(keep, "__pre."))
-                .collect::<Vec<_>>()
-                .join(", "),
-            _ => {
-                let sets: Vec<String> = patterns
-                    .iter()
-                    .map(|keep| {
-                        let set: Vec<String> = std::iter::once(period.to_string())
-                            .chain(self.kept(keep, "__pre."))
-                            .collect();
-                        format!("({})", set.join(", "))
-                    })
-                    .collect();
-                format!("GROUPING SETS ({})", sets.join(", "))
-            }
+        // One grouping per total pattern; the first keeps every dimension,
+        // and GROUPING SETS leaves out each later set's missing ones (NULL).
+        let sets: Vec<String> = patterns
+            .iter()
+            .map(|keep| {
+                std::iter::once(period.to_string())
+                    .chain(self.kept(keep, "__pre."))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .collect();
+        let outer_by = match sets.as_slice() {
+            [one] => one.clone(),
+            _ => format!("GROUPING SETS (({}))", sets.join("), (")),
         };
-        // With one pattern, the dimensions it totals over are NULL; with
-        // several, GROUPING SETS leaves out each set's missing ones.
-        let outer_dims = match patterns {
-            [keep] => self.dimension_columns(keep, &|d: &str| format!("__pre.{d}")),
-            _ => self.dimension_columns(&every, &|d: &str| format!("__pre.{d}")),
-        };
+        let outer_dims = self.dimension_columns(&every, &|d: &str| format!("__pre.{d}"));
         format!(
             "SELECT {period} AS period{outer_dims}, {} FROM (SELECT CAST({time} AS DATE) AS __day{}, {} \
              FROM {from}{where_clause} GROUP BY {}) __pre{join} GROUP BY {outer_by}",

@@ -27,11 +27,10 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, lit};
 use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::statistics::Statistics;
-use datafusion::prelude::{DataFrame, SessionContext};
-use futures::{StreamExt, TryStreamExt};
-
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::{DataFrame, SessionContext};
+use futures::{StreamExt, TryStreamExt};
 
 /// Population rows per slice by default. A 100k-customer population
 /// (1.1M rows) is one slice; at 1M customers (11.2M rows) the health score
